@@ -1,0 +1,24 @@
+/**
+ * The one registry of step kinds. To add a kind: write it (see step-kind.ts) and list it here.
+ * Kind modules import heavy libraries lazily, so importing this registry is cheap.
+ */
+import type { StepKind } from './step-kind';
+import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each kind has its own params type
+type AnyStepKind = StepKind<any>;
+
+/** Every step kind, in the order `ablate kinds` lists them. */
+export const stepKinds: readonly AnyStepKind[] = [utilWrite, utilHash, utilConcat, utilFail, utilNoop];
+
+const byName = new Map(stepKinds.map((k) => [k.name, k]));
+
+/** The kind called `name`, or undefined. */
+export function getStepKind(name: string): AnyStepKind | undefined {
+  return byName.get(name);
+}
+
+/** All kind names, sorted. */
+export function stepKindNames(): string[] {
+  return [...byName.keys()].sort();
+}

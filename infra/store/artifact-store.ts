@@ -1,0 +1,315 @@
+/**
+ * Content-addressed artifact storage over any {@link BlobBackend}.
+ *
+ * Blobs live at `sha256/<first two hex>/<hex>`; a directory is stored as its files plus a JSON manifest
+ * (a "tree"), itself a blob. Every read is verified against the digest and a mismatch is an error,
+ * never data. Small mutable JSON records (cache index, provenance index, run records) live under
+ * `records/`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+
+import { AblateError, ErrorType, permanent } from '../errors';
+import { TREE_MEDIA_TYPE, type ArtifactRef, type JsonValue } from '../../workflows/plan-types';
+import type { BlobBackend } from './backend';
+
+/** The manifest of a directory artifact. */
+export interface TreeManifest {
+  version: 1;
+  entries: Array<{ path: string; digest: string; sizeBytes: number }>;
+}
+
+const MEDIA_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+  '.txt': 'text/plain',
+  '.csv': 'text/csv',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.xml': 'application/xml',
+  '.html': 'text/html',
+  '.md': 'text/markdown',
+};
+
+/** A media type guessed from a file name. */
+export function mediaTypeFor(path: string): string {
+  const dot = path.lastIndexOf('.');
+  return (dot >= 0 && MEDIA_TYPES[path.slice(dot).toLowerCase()]) || 'application/octet-stream';
+}
+
+/** Hex sha256 of a digest string `sha256:<hex>`; throws on any other shape. */
+export function digestHex(digest: string): string {
+  const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
+  if (!m?.[1]) throw permanent(ErrorType.InvalidInput, `not a sha256 digest: ${JSON.stringify(digest)}`);
+  return m[1];
+}
+
+/** The backend key of a blob. */
+export function blobKey(digest: string): string {
+  const hex = digestHex(digest);
+  return `sha256/${hex.slice(0, 2)}/${hex}`;
+}
+
+/** sha256 and size of a local file, streamed. */
+export async function hashFile(path: string): Promise<{ digest: string; sizeBytes: number }> {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    sizeBytes += (chunk as Buffer).length;
+  }
+  return { digest: `sha256:${hash.digest('hex')}`, sizeBytes };
+}
+
+/** sha256 digest string of bytes. */
+export function hashBytes(data: Uint8Array | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** Result of re-checking one artifact. */
+export type VerifyResult = { status: 'ok' } | { status: 'missing' } | { status: 'corrupt'; actual: string };
+
+export class ArtifactStore {
+  constructor(readonly backend: BlobBackend) {}
+
+  /** The store URL, e.g. `file:///…` or `s3://bucket/prefix`. */
+  get url(): string {
+    return this.backend.url;
+  }
+
+  private ref(digest: string, sizeBytes: number, mediaType: string): ArtifactRef {
+    return { uri: this.backend.uriFor(blobKey(digest)), digest, sizeBytes, mediaType };
+  }
+
+  /** Store a local file. Idempotent: storing the same bytes twice is one object. */
+  async putFile(path: string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
+    const { digest, sizeBytes } = await hashFile(path);
+    const key = blobKey(digest);
+    if (!(await this.backend.exists(key))) await this.backend.putFile(key, path, sizeBytes);
+    return this.ref(digest, sizeBytes, options.mediaType ?? mediaTypeFor(path));
+  }
+
+  /** Store bytes (or a string as UTF-8). */
+  async putBytes(data: Uint8Array | string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
+    const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    const digest = hashBytes(bytes);
+    const key = blobKey(digest);
+    if (!(await this.backend.exists(key))) await this.backend.putBytes(key, bytes);
+    return this.ref(digest, bytes.length, options.mediaType ?? 'application/octet-stream');
+  }
+
+  /** Store a JSON value (canonical key order is the caller's business). */
+  async putJson(value: unknown, mediaType = 'application/json'): Promise<ArtifactRef> {
+    return this.putBytes(JSON.stringify(value), { mediaType });
+  }
+
+  /** Store a directory: every regular file, then the manifest. Empty directories are not kept. */
+  async putTree(dir: string): Promise<ArtifactRef> {
+    const files = await listFiles(dir);
+    const entries: TreeManifest['entries'] = [];
+    for (const file of files) {
+      const ref = await this.putFile(join(dir, file));
+      entries.push({ path: file.split(sep).join('/'), digest: ref.digest, sizeBytes: ref.sizeBytes });
+    }
+    const manifest: TreeManifest = { version: 1, entries };
+    return this.putBytes(JSON.stringify(manifest), { mediaType: TREE_MEDIA_TYPE });
+  }
+
+  /** Store a file or a directory. */
+  async put(path: string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
+    const info = await stat(path);
+    return info.isDirectory() ? this.putTree(path) : this.putFile(path, options);
+  }
+
+  /** Whether the blob of `digest` exists. */
+  async has(digest: string): Promise<boolean> {
+    return this.backend.exists(blobKey(digest));
+  }
+
+  /** The bytes of an artifact, verified. */
+  async getBytes(ref: ArtifactRef | string): Promise<Buffer> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    const chunks: Buffer[] = [];
+    const stream = await this.backend.openRead(blobKey(digest));
+    const hash = createHash('sha256');
+    for await (const chunk of stream) {
+      hash.update(chunk as Buffer);
+      chunks.push(chunk as Buffer);
+    }
+    checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(blobKey(digest)));
+    return Buffer.concat(chunks);
+  }
+
+  /** A JSON artifact, parsed. */
+  async getJson<T = unknown>(ref: ArtifactRef | string): Promise<T> {
+    return JSON.parse((await this.getBytes(ref)).toString('utf8')) as T;
+  }
+
+  /**
+   * Write an artifact to a local file. The file appears (atomically) only once its digest checked out;
+   * on a mismatch nothing is left behind and CorruptArtifact is thrown.
+   */
+  async getFile(ref: ArtifactRef | string, destPath: string): Promise<void> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    await mkdir(dirname(destPath), { recursive: true });
+    const tmp = `${destPath}.part-${randomBytes(4).toString('hex')}`;
+    const hash = createHash('sha256');
+    try {
+      const source = await this.backend.openRead(blobKey(digest));
+      await pipeline(source, hashing(hash), createWriteStream(tmp));
+      checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(blobKey(digest)));
+      await rename(tmp, destPath);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Materialise a tree artifact as a directory (appears atomically, all files verified). */
+  async getTree(ref: ArtifactRef | string, destDir: string): Promise<void> {
+    const manifest = await this.getJson<TreeManifest>(ref);
+    if (manifest.version !== 1 || !Array.isArray(manifest.entries)) {
+      throw permanent(
+        ErrorType.CorruptArtifact,
+        `not a tree manifest: ${typeof ref === 'string' ? ref : ref.uri}`,
+      );
+    }
+    const tmp = `${destDir}.part-${randomBytes(4).toString('hex')}`;
+    try {
+      for (const entry of manifest.entries) {
+        if (entry.path.startsWith('/') || entry.path.split('/').includes('..')) {
+          throw permanent(ErrorType.CorruptArtifact, `tree entry escapes its directory: ${entry.path}`);
+        }
+        await this.getFile(entry.digest, join(tmp, entry.path));
+      }
+      await mkdir(tmp, { recursive: true });
+      await rm(destDir, { recursive: true, force: true });
+      await rename(tmp, destDir);
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** Materialise a file or tree artifact at `dest`. */
+  async get(ref: ArtifactRef, dest: string): Promise<void> {
+    if (ref.mediaType === TREE_MEDIA_TYPE) await this.getTree(ref, dest);
+    else await this.getFile(ref, dest);
+  }
+
+  /** Open a verified stream: it errors with CorruptArtifact at the end if the bytes do not match. */
+  async openRead(ref: ArtifactRef | string): Promise<Readable> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    const uri = this.backend.uriFor(blobKey(digest));
+    const source = await this.backend.openRead(blobKey(digest));
+    const hash = createHash('sha256');
+    const verifier = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+      flush(done) {
+        try {
+          checkDigest(digest, `sha256:${hash.digest('hex')}`, uri);
+          done();
+        } catch (err) {
+          done(err as Error);
+        }
+      },
+    });
+    source.on('error', (err) => verifier.destroy(err));
+    return source.pipe(verifier);
+  }
+
+  /** Re-read an artifact and compare with its digest (and, for a tree, every file it lists). */
+  async verify(ref: ArtifactRef | string): Promise<VerifyResult> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    const key = blobKey(digest);
+    if (!(await this.backend.exists(key))) return { status: 'missing' };
+    const hash = createHash('sha256');
+    const chunks: Buffer[] = [];
+    const isTree = typeof ref !== 'string' && ref.mediaType === TREE_MEDIA_TYPE;
+    for await (const chunk of await this.backend.openRead(key)) {
+      hash.update(chunk as Buffer);
+      if (isTree) chunks.push(chunk as Buffer);
+    }
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (actual !== digest) return { status: 'corrupt', actual };
+    if (isTree) {
+      const manifest = JSON.parse(Buffer.concat(chunks).toString('utf8')) as TreeManifest;
+      for (const entry of manifest.entries) {
+        const result = await this.verify(entry.digest);
+        if (result.status !== 'ok') return result;
+      }
+    }
+    return { status: 'ok' };
+  }
+
+  /** Write a small JSON record under `records/<key>.json`, replacing any previous one atomically. */
+  async putRecord(key: string, value: JsonValue | object): Promise<void> {
+    await this.backend.putBytes(recordKey(key), Buffer.from(JSON.stringify(value), 'utf8'));
+  }
+
+  /** Read a record, or undefined if there is none. */
+  async getRecord<T = unknown>(key: string): Promise<T | undefined> {
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of await this.backend.openRead(recordKey(key))) chunks.push(chunk as Buffer);
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as T;
+    } catch (err) {
+      if (err instanceof AblateError && err.type === ErrorType.ArtifactNotFound) return undefined;
+      throw err;
+    }
+  }
+
+  /** Keys (without `records/` and `.json`) of the records under a prefix. */
+  async listRecords(prefix: string): Promise<string[]> {
+    const keys = await this.backend.list(`records/${prefix}`);
+    return keys.filter((k) => k.endsWith('.json')).map((k) => k.slice('records/'.length, -'.json'.length));
+  }
+
+  /** Remove a record; no error if absent. */
+  async deleteRecord(key: string): Promise<void> {
+    await this.backend.delete(recordKey(key));
+  }
+}
+
+function recordKey(key: string): string {
+  if (!/^[A-Za-z0-9._\-/]+$/.test(key) || key.split('/').includes('..')) {
+    throw permanent(ErrorType.InvalidInput, `bad record key: ${JSON.stringify(key)}`);
+  }
+  return `records/${key}.json`;
+}
+
+function checkDigest(expected: string, actual: string, uri: string): void {
+  if (expected !== actual) {
+    throw permanent(
+      ErrorType.CorruptArtifact,
+      `artifact ${uri} is corrupt: expected ${expected}, read ${actual}; it was not used`,
+    );
+  }
+}
+
+function hashing(hash: ReturnType<typeof createHash>): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+}
+
+/** Regular files under `dir`, as sorted relative paths. */
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
+  }
+  return out.sort();
+}

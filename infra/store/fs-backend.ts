@@ -1,0 +1,128 @@
+/**
+ * The embedded default store: a directory on the local filesystem. Writes go to a temporary file in the
+ * same filesystem and appear with one atomic link/rename, so a crash or a full disk never leaves a
+ * half-written object visible.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, link, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Readable } from 'node:stream';
+
+import { AblateError, ErrorType, permanent } from '../errors';
+import type { BlobBackend } from './backend';
+
+export class FsBackend implements BlobBackend {
+  readonly url: string;
+  private readonly tmpDir: string;
+
+  constructor(readonly root: string) {
+    this.url = pathToFileURL(root).href;
+    this.tmpDir = join(root, '.tmp');
+  }
+
+  /** A backend for a `file://` URL. */
+  static fromUrl(url: string): FsBackend {
+    return new FsBackend(fileURLToPath(url));
+  }
+
+  uriFor(key: string): string {
+    return pathToFileURL(this.pathOf(key)).href;
+  }
+
+  private pathOf(key: string): string {
+    if (key.startsWith('/') || key.split('/').includes('..')) {
+      throw permanent(ErrorType.InvalidInput, `bad store key: ${key}`);
+    }
+    return join(this.root, ...key.split('/'));
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await stat(this.pathOf(key));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  private async tempPath(): Promise<string> {
+    await mkdir(this.tmpDir, { recursive: true });
+    return join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  async putFile(key: string, path: string): Promise<void> {
+    const dest = this.pathOf(key);
+    const tmp = await this.tempPath();
+    try {
+      await copyFile(path, tmp);
+      await mkdir(dirname(dest), { recursive: true });
+      // link() refuses to replace an existing file: an immutable object is never overwritten, and a
+      // concurrent writer of the same content simply finds it there.
+      await link(tmp, dest).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    } catch (err) {
+      throw translate(err, dest);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async putBytes(key: string, data: Uint8Array): Promise<void> {
+    const dest = this.pathOf(key);
+    const tmp = await this.tempPath();
+    try {
+      await writeFile(tmp, data);
+      await mkdir(dirname(dest), { recursive: true });
+      await rename(tmp, dest);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw translate(err, dest);
+    }
+  }
+
+  async openRead(key: string): Promise<Readable> {
+    const path = this.pathOf(key);
+    const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+    // Surface ENOENT here, as a typed error, rather than on the first read.
+    await new Promise<void>((resolve, reject) => {
+      stream.once('open', () => resolve());
+      stream.once('error', (err) => reject(translate(err, path) as Error));
+    });
+    return stream;
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const base = this.pathOf(prefix.replace(/\/+$/, '') || '.');
+    let entries;
+    try {
+      entries = await readdir(base, { recursive: true, withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    return entries
+      .filter((e) => e.isFile())
+      .map((e) => relative(this.root, join(e.parentPath, e.name)).split(sep).join('/'))
+      .sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+}
+
+function translate(err: unknown, path: string): unknown {
+  // Returns the typed AblateError for known errno codes, else the original error.
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new AblateError(ErrorType.ArtifactNotFound, `no artifact at ${path}`);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new AblateError(ErrorType.StorageFull, `the disk holding ${path} is full; nothing was written`, {
+      cause: err,
+    });
+  }
+  return err;
+}

@@ -1,0 +1,18 @@
+/**
+ * Store selection by URL: `file:///path` (the embedded default) or `s3://bucket/prefix`.
+ */
+import { ErrorType, permanent } from '../errors';
+import { ArtifactStore } from './artifact-store';
+import { FsBackend } from './fs-backend';
+
+export { ArtifactStore } from './artifact-store';
+export type { BlobBackend } from './backend';
+
+/** Open the artifact store at `url`. */
+export async function openStore(url: string): Promise<ArtifactStore> {
+  if (url.startsWith('file://')) return new ArtifactStore(FsBackend.fromUrl(url));
+  throw permanent(
+    ErrorType.InvalidConfig,
+    `unsupported artifact store URL ${JSON.stringify(url)}: use file:///path or s3://bucket/prefix`,
+  );
+}
