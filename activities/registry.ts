@@ -3,13 +3,21 @@
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
 import type { StepKind } from './step-kind';
+import { reportTable } from './report-table';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each kind has its own params type
 type AnyStepKind = StepKind<any>;
 
 /** Every step kind, in the order `ablate kinds` lists them. */
-export const stepKinds: readonly AnyStepKind[] = [utilWrite, utilHash, utilConcat, utilFail, utilNoop];
+export const stepKinds: readonly AnyStepKind[] = [
+  utilWrite,
+  utilHash,
+  utilConcat,
+  utilFail,
+  utilNoop,
+  reportTable,
+];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));
 

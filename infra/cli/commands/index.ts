@@ -4,5 +4,7 @@
  */
 import type { Command } from '../command';
 import { kindsCommand } from './kinds';
+import { planCommand } from './plan';
+import { validateCommand } from './validate';
 
-export const commands: readonly Command[] = [kindsCommand];
+export const commands: readonly Command[] = [validateCommand, planCommand, kindsCommand];
