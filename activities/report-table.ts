@@ -15,7 +15,7 @@ interface ReportRow {
 export interface ReportTableParams {
   title?: string;
   rows: ReportRow[];
-  /** Fields of each value to show, in order (dotted paths allowed); default: every numeric field. */
+  /** Fields of each value to show, in order (dotted paths of nested metrics); default: every field. */
   columns?: string[];
   /** Digits after the decimal point. */
   precision?: number;

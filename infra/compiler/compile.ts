@@ -13,8 +13,6 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020';
-
 import pipelineSchema from '../../pipelines/pipeline.schema.json' with { type: 'json' };
 import { getStepKind, stepKindNames } from '../../activities/registry';
 import type { StepKind } from '../../activities/step-kind';
@@ -31,6 +29,7 @@ import type {
   RetrySpec,
 } from '../../workflows/plan-types';
 import { parseDurationMs } from './duration';
+import { ajv, kindValidator } from './kind-schemas';
 import { ajvIssues, PipelineInvalidError, show, type PipelineIssue } from './issues';
 import { escapePointerToken, JsonSyntaxError, parseJsonWithPositions, type ParsedJson } from './json-source';
 import {
@@ -68,18 +67,7 @@ export interface CompileOptions {
 type AnyKind = StepKind<unknown>;
 const defaultKinds = { get: (n: string) => getStepKind(n) as AnyKind | undefined, names: stepKindNames };
 
-const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false, useDefaults: true });
 const validatePipelineShape = ajv.compile(pipelineSchema);
-const kindValidators = new Map<string, ValidateFunction>();
-
-function kindValidator(kind: AnyKind): ValidateFunction {
-  let v = kindValidators.get(kind.name);
-  if (!v) {
-    v = ajv.compile(kind.withSchema);
-    kindValidators.set(kind.name, v);
-  }
-  return v;
-}
 
 /** Compile a pipeline file. */
 export async function compilePipelineFile(path: string, options: CompileOptions = {}): Promise<Plan> {

@@ -3,8 +3,22 @@
  * imports inside `run`, so `ablate --help` stays fast.
  */
 import type { Command } from '../command';
+import { cancelCommand } from './cancel';
 import { kindsCommand } from './kinds';
 import { planCommand } from './plan';
+import { runCommand } from './run';
+import { runsCommand } from './runs';
+import { statusCommand } from './status';
 import { validateCommand } from './validate';
+import { workerCommand } from './worker';
 
-export const commands: readonly Command[] = [validateCommand, planCommand, kindsCommand];
+export const commands: readonly Command[] = [
+  validateCommand,
+  planCommand,
+  runCommand,
+  statusCommand,
+  cancelCommand,
+  runsCommand,
+  workerCommand,
+  kindsCommand,
+];
