@@ -62,11 +62,7 @@ export const reportTable = defineStepKind<ReportTableParams>({
       rows.push({ cell: row.cell, values: flatten(value) });
     }
     const axes = [...new Set(rows.flatMap((r) => Object.keys(r.cell)))];
-    const columns =
-      params.columns ??
-      [...new Set(rows.flatMap((r) => Object.keys(r.values)))].filter((c) =>
-        rows.some((r) => typeof r.values[c] === 'number'),
-      );
+    const columns = params.columns ?? [...new Set(rows.flatMap((r) => Object.keys(r.values)))];
     const precision = params.precision ?? 4;
     const fmt = (v: JsonValue | undefined): string =>
       v === undefined || v === null

@@ -199,7 +199,7 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     s.attempt = pending.attempt ?? undefined;
     const payload = pending.heartbeatDetails?.payloads?.[0];
     if (payload) {
-      const details = defaultPayloadConverter.fromPayload<StepHeartbeat>(payload as never);
+      const details = defaultPayloadConverter.fromPayload<StepHeartbeat>(payload);
       s.progress = details.progress;
       s.lastHeartbeatAt = new Date(details.atMs);
     }

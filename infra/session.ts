@@ -85,7 +85,7 @@ export async function openSession(config: AblateConfig, options: SessionOptions 
     close: () =>
       (closing ??= (async () => {
         await workers?.shutdown();
-        await connection!.close();
+        await connection.close();
         await server?.stop();
       })()),
   };

@@ -187,20 +187,28 @@ class Compiler {
     this.issues.push({ pointer, message });
   }
 
-  /** Per-cell problems at one place are reported once, with the first cell and a count of the others. */
+  /**
+   * A problem that may repeat in many cells is reported once per place, naming the first cell and
+   * counting the other cells with a problem there.
+   */
   private readonly cellIssues = new Map<
     string,
     { issue: PipelineIssue; message: string; where: string; others: number }
   >();
   private cellIssue(pointer: string, message: string, where: string): void {
     const seen = this.cellIssues.get(pointer);
-    if (seen) {
+    if (seen && where && seen.where !== where) {
       seen.others++;
-      seen.issue.message = `${seen.message} (${seen.where}; also in ${seen.others} other${seen.others === 1 ? '' : 's'})`;
+      seen.issue.message = `${seen.message} (${seen.where}; also in ${seen.others} other cell${seen.others === 1 ? '' : 's'})`;
+      return;
+    }
+    if (seen) {
+      this.issue(pointer, where ? `${message} (${where})` : message);
       return;
     }
     const issue = { pointer, message: where ? `${message} (${where})` : message };
     this.cellIssues.set(pointer, { issue, message, where, others: 0 });
+    this.issueKeys.add(`${pointer}\u0000${issue.message}`);
     this.issues.push(issue);
   }
 
@@ -223,8 +231,14 @@ class Compiler {
     this.doc = value as Record<string, unknown>;
     // ajv fills in schema defaults; validate a copy so the document's digest is of what was written.
     const shapeOk = validatePipelineShape(structuredClone(this.doc));
-    if (!shapeOk)
-      for (const i of ajvIssues(validatePipelineShape.errors ?? [], '')) this.issue(i.pointer!, i.message);
+    if (!shapeOk) {
+      for (const i of ajvIssues(validatePipelineShape.errors ?? [], '')) {
+        this.issue(i.pointer!, i.message);
+        // A step that is malformed is not instantiated (its parameter errors would only be noise).
+        const m = /^\/steps\/([^/]+)/.exec(i.pointer!);
+        if (m) this.bad.add(m[1]!.replace(/~1/g, '/').replace(/~0/g, '~'));
+      }
+    }
 
     const grid = isObject(this.doc.grid) ? this.doc.grid : {};
     this.params = isObject(this.doc.params) ? this.doc.params : {};

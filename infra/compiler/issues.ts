@@ -27,14 +27,23 @@ export function formatIssue(file: string, issue: PipelineIssue): string {
 
 /** Thrown by the compiler with every issue found. */
 export class PipelineInvalidError extends AblateError {
+  readonly issues: PipelineIssue[];
+
   constructor(
     readonly file: string,
-    readonly issues: PipelineIssue[],
+    issues: PipelineIssue[],
   ) {
+    // In reading order: by position in the file (stable for issues without one).
+    issues = [...issues].sort(
+      (a, b) =>
+        (a.position?.line ?? 0) - (b.position?.line ?? 0) ||
+        (a.position?.column ?? 0) - (b.position?.column ?? 0),
+    );
     super(
       ErrorType.InvalidPipeline,
       `${issues.length} problem${issues.length === 1 ? '' : 's'} in ${file}:\n${issues.map((i) => `  ${formatIssue(file, i)}`).join('\n')}`,
     );
+    this.issues = issues;
   }
 
   /** One line per issue. */
@@ -62,10 +71,36 @@ function typeName(value: unknown): string {
  * `oneOf`/`anyOf`/`if` summaries when a more precise error exists at or below the same place.
  */
 export function ajvIssues(errors: readonly ErrorObject[], basePointer: string): PipelineIssue[] {
+  errors = [...errors];
+  // `oneOf: [{required: [a]}, {required: [b]}]` reads better as one "needs one of a, b".
+  const choices = new Map<string, string[]>();
+  for (const e of errors) {
+    if (e.keyword !== 'oneOf' && e.keyword !== 'anyOf') continue;
+    const branches = errors.filter((r) => r.schemaPath.startsWith(`${e.schemaPath}/`));
+    if (
+      branches.length > 0 &&
+      branches.every((r) => r.keyword === 'required' && r.instancePath === e.instancePath)
+    ) {
+      choices.set(
+        e.schemaPath,
+        branches.map((r) => String((r.params as { missingProperty: string }).missingProperty)),
+      );
+    }
+  }
+  const inChoice = (e: ErrorObject) => [...choices.keys()].some((p) => e.schemaPath.startsWith(`${p}/`));
+  errors = errors.filter((e) => !inChoice(e));
   const precise = errors.filter((e) => !['oneOf', 'anyOf', 'if', 'not'].includes(e.keyword));
   const issues: PipelineIssue[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
+    const choice = choices.get(e.schemaPath);
+    if (choice) {
+      issues.push({
+        pointer: basePointer + e.instancePath,
+        message: `needs exactly one of ${choice.map((c) => `"${c}"`).join(', ')}`,
+      });
+      continue;
+    }
     if (['oneOf', 'anyOf', 'if'].includes(e.keyword)) {
       const covered = precise.some((p) => p.instancePath.startsWith(e.instancePath) && p.keyword !== 'type');
       if (covered) continue;

@@ -151,7 +151,7 @@ describe('pipeline compiler', () => {
   it('reports a per-cell parameter error once, with a count of the other cells', () => {
     const lines = problems({ name: 'p', grid: { a: [1, 2, 3] }, steps: { s: write('${grid.a}') } });
     assert.deepEqual(lines, [
-      'p.json:/steps/s/with/text: must be string, found integer 1 (in cell a=1; also in 2 others) (line 14:9)',
+      'p.json:/steps/s/with/text: must be string, found integer 1 (in cell a=1; also in 2 other cells) (line 14:9)',
     ]);
   });
 

@@ -1,5 +1,3 @@
-import { readMemo } from '../../runs';
-import { openSession } from '../../session';
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 
@@ -17,6 +15,9 @@ up; the run summary is written).
 ${configFlagsHelp}`,
   options: { ...configFlags, 'no-wait': { type: 'boolean' } },
   async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { readMemo } = await import('../../runs');
+    const { openSession } = await import('../../session');
     const [runId] = args.positionals;
     if (!runId) throw new UsageError('no run id given');
     const config = configFrom(args);

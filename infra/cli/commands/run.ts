@@ -2,11 +2,8 @@ import { readFile } from 'node:fs/promises';
 
 import { compilePipeline, DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { PipelineInvalidError } from '../../compiler/issues';
-import { startRun } from '../../runs';
-import { openSession } from '../../session';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
-import { reportOutcome, watchRun } from '../watch';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
 export const runCommand: Command = {
@@ -42,6 +39,10 @@ ${configFlagsHelp}`,
     watch: { type: 'boolean' },
   },
   async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { startRun } = await import('../../runs');
+    const { openSession } = await import('../../session');
+    const { reportOutcome, watchRun } = await import('../watch');
     const [file, ...extra] = args.positionals;
     if (file === undefined) throw new UsageError('no pipeline file given');
     if (extra.length) throw new UsageError('one pipeline file at a time');

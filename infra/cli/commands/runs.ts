@@ -1,6 +1,4 @@
 import { formatDurationMs } from '../../compiler/duration';
-import { listRuns } from '../../runs';
-import { openSession } from '../../session';
 import { intOption, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { table } from '../render-plan';
@@ -17,6 +15,9 @@ export const runsCommand: Command = {
 ${configFlagsHelp}`,
   options: { ...configFlags, limit: { type: 'string' }, json: { type: 'boolean' } },
   async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { listRuns } = await import('../../runs');
+    const { openSession } = await import('../../session');
     const session = await openSession(configFrom(args), { log: (m) => console.error(m) });
     try {
       const runs = await listRuns(session, intOption(args, 'limit', 50, 1));

@@ -1,9 +1,6 @@
-import { getRunView } from '../../runs';
-import { openSession } from '../../session';
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { liveText, resultsText } from '../render-run';
-import { reportOutcome, watchRun } from '../watch';
 
 /** `ablate status RUN_ID [--watch]`. */
 export const statusCommand: Command = {
@@ -21,6 +18,10 @@ also starts in-process workers, so a run whose \`ablate run\` was closed continu
 ${configFlagsHelp}`,
   options: { ...configFlags, watch: { type: 'boolean' }, json: { type: 'boolean' } },
   async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { getRunView } = await import('../../runs');
+    const { openSession } = await import('../../session');
+    const { reportOutcome, watchRun } = await import('../watch');
     const [runId] = args.positionals;
     if (!runId) throw new UsageError('no run id given (`ablate runs` lists them)');
     const config = configFrom(args);

@@ -1,4 +1,3 @@
-import { openSession } from '../../session';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 
@@ -24,6 +23,8 @@ ${configFlagsHelp}`,
     'no-workflows': { type: 'boolean' },
   },
   async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { openSession } = await import('../../session');
     const queue = stringOption(args, 'queue');
     if (queue !== 'cpu' && queue !== 'gpu') throw new UsageError('--queue must be cpu or gpu');
     const slots = args.values.slots === undefined ? undefined : intOption(args, 'slots', 1, 1);
