@@ -14,7 +14,10 @@
  */
 import { ErrorType, permanent } from '../../infra/errors';
 import { bboxIou, rleArea, rleIou, rleToBbox, segmentationToRle, SegmentationError, type Rle } from './mask';
-import { EPS, formatFixed, numpySum } from './numeric';
+import { EPS as NUMPY_EPS, formatFixed, numpySum } from './numeric';
+
+// Local copy: module bindings read through getters in some loaders, which is slow in hot loops.
+const EPS = NUMPY_EPS;
 
 /** What is compared: boxes or masks. (Keypoint OKS evaluation is not implemented.) */
 export type CocoIouType = 'bbox' | 'segm';
@@ -196,8 +199,15 @@ function orderByKeys(n: number, key1: Int32Array, n1: number, key2: Int32Array, 
 }
 
 function readBox(v: unknown, where: string): [number, number, number, number] {
-  if (!Array.isArray(v) || v.length !== 4 || !v.every((x) => typeof x === 'number' && Number.isFinite(x)))
-    bad(`${where} must be [x, y, width, height] (4 finite numbers), got ${describe(v)}`);
+  let ok = Array.isArray(v) && v.length === 4;
+  if (ok) {
+    const b = v as unknown[];
+    for (let i = 0; i < 4; i++) {
+      const x = b[i];
+      if (typeof x !== 'number' || !Number.isFinite(x)) ok = false;
+    }
+  }
+  if (!ok) bad(`${where} must be [x, y, width, height] (4 finite numbers), got ${describe(v)}`);
   const b = v as [number, number, number, number];
   if (b[2] < 0 || b[3] < 0)
     bad(`${where} has a negative width or height (${describe(v)}); COCO boxes are [x, y, width, height]`);
@@ -476,7 +486,10 @@ function prepareDetections(
     const w = gt.imgW[i]!;
     if (useBbox) {
       const b = readBox(d.bbox, `${where}.bbox`);
-      box.set(b, 4 * j);
+      box[4 * j] = b[0];
+      box[4 * j + 1] = b[1];
+      box[4 * j + 2] = b[2];
+      box[4 * j + 3] = b[3];
       area[j] = b[2] * b[3];
       if (rles) {
         const x1 = b[0];
@@ -536,7 +549,7 @@ function prepareDetections(
     out.img[p] = imgOf[j]!;
     out.score[p] = score[j]!;
     out.area[p] = area[j]!;
-    out.box.set(box.subarray(4 * j, 4 * j + 4), 4 * p);
+    for (let c = 0; c < 4; c++) out.box[4 * p + c] = box[4 * j + c]!;
     if (rles) out.rles![p] = rles[j]!;
     out.catStart[catOf[j]! + 1]!++;
   }
@@ -664,8 +677,12 @@ class Scratch {
   gMatched = new Uint8Array(64);
   maxIou = new Float64Array(MAX_DET);
   order = new Int32Array(0);
-  rc = new Float64Array(0);
-  pr = new Float64Array(0);
+  busy = new Uint8Array(0);
+  tp = new Float64Array(T);
+  fp = new Float64Array(T);
+  firstPr = new Float64Array(T);
+  kr = new Int32Array(R);
+  prAt = new Float64Array(0);
   ensureGt(G: number): void {
     if (this.gCrowd.length < G) {
       const n = Math.max(G, this.gCrowd.length * 2);
@@ -682,15 +699,19 @@ class Scratch {
   ensureCat(nd: number): void {
     if (this.order.length < nd) {
       this.order = new Int32Array(nd);
-      this.rc = new Float64Array(T * nd);
-      this.pr = new Float64Array(T * nd);
+      this.busy = new Uint8Array(nd);
     }
+  }
+  ensureNp(np: number): void {
+    if (this.prAt.length < T * (np + 1)) this.prAt = new Float64Array(T * (np + 1) * 2);
   }
 }
 
 const MIN_IOU_THR = Math.min(...COCO_PARAMS.iouThrs);
 const THR = Float64Array.from(COCO_PARAMS.iouThrs, (t) => Math.min(t, 1 - 1e-10));
 const REC_THRS = Float64Array.from(COCO_PARAMS.recThrs);
+const AREA_LO = Float64Array.from(COCO_PARAMS.areaRng, (r) => r[0]);
+const AREA_HI = Float64Array.from(COCO_PARAMS.areaRng, (r) => r[1]);
 
 /**
  * pycocotools' `computeIoU` + `evaluateImg` for one (image, category) and all area ranges. Writes, per area
@@ -726,7 +747,7 @@ function evaluateGroup(
       const gRl = gtR.slice(g0, g1);
       rleIou(dR, gRl, crowd.subarray(0, G), ious);
     } else {
-      bboxIou(dt.box.subarray(4 * d0, 4 * d1), gt.box.subarray(4 * g0, 4 * g1), crowd.subarray(0, G), ious);
+      bboxIou(dt.box, gt.box, crowd, ious, d0, D, g0, G);
     }
     // A detection whose best IoU is below the lowest threshold matches nothing at any threshold.
     for (let d = 0; d < D; d++) {
@@ -739,7 +760,8 @@ function evaluateGroup(
   const perm = s.perm;
   const matched = s.gMatched;
   for (let a = 0; a < A; a++) {
-    const [lo, hi] = COCO_PARAMS.areaRng[a]!;
+    const lo = AREA_LO[a]!;
+    const hi = AREA_HI[a]!;
     const base = a * T * nd + pos0 * T;
     // GT ignore flags; non-ignored GT first (stable), as evaluateImg's mergesort on _ignore.
     let nNotIg = 0;
@@ -765,7 +787,14 @@ function evaluateGroup(
       const thr = THR[t]!;
       matched.fill(0, 0, G);
       for (let d = 0; d < D; d++) {
-        if (!(s.maxIou[d]! >= MIN_IOU_THR)) continue;
+        const mx = s.maxIou[d]!;
+        if (!(mx >= MIN_IOU_THR)) continue;
+        if (!(mx >= thr)) {
+          // No GT reaches this threshold: unmatched, like the full loop would find.
+          const dArea = dt.area[d0 + d]!;
+          codes[base + d * T + t] = dArea < lo || dArea > hi ? 2 : 0;
+          continue;
+        }
         let best = thr;
         let m = -1;
         const row = d * G;
@@ -806,7 +835,16 @@ function rIdx(t: number, k: number, a: number, m: number, K: number): number {
   return ((t * K + k) * A + a) * M + m;
 }
 
-/** pycocotools' `accumulate` for one category: precision/recall for every threshold, area and maxDets. */
+/**
+ * pycocotools' `accumulate` for one category: precision/recall for every threshold, area and maxDets.
+ *
+ * Same numbers, less work: pycocotools computes rc and pr at every detection, takes the running maximum of
+ * pr from the right, and samples it where rc first reaches each recall threshold. rc only changes at true
+ * positives, so the sample point for threshold r is the k_r-th true positive, where k_r is the smallest
+ * count with `k_r / npig >= recThrs[r]` (the same float division pycocotools does). The right-running maximum
+ * of pr from a true positive onwards is attained at a true positive (pr falls between them), so pr is only
+ * computed there. Each value is produced by the same floating-point operation as in pycocotools.
+ */
 function accumulateCategory(
   dt: PreparedDetections,
   d0: number,
@@ -827,42 +865,81 @@ function accumulateCategory(
   const score = dt.score.subarray(d0, d0 + nd);
   order.sort((x, y) => score[y]! - score[x]! || x - y);
   const rank = dt.rank.subarray(d0, d0 + nd);
-  const rc = s.rc;
-  const pr = s.pr;
-  const tp = new Float64Array(T);
-  const fp = new Float64Array(T);
+  // The sorted detections that survive each maxDets cut (the cut is per image: rank within the image).
+  const lists: Int32Array[] = [];
+  for (let m = 0; m < M; m++) {
+    const maxDet = COCO_PARAMS.maxDets[m]!;
+    if (maxDet >= MAX_DET) lists.push(order);
+    else lists.push(order.filter((p) => rank[p]! < maxDet));
+  }
+  const tp = s.tp;
+  const ig = s.fp;
+  const first = s.firstPr;
+  const kr = s.kr;
   for (let a = 0; a < A; a++) {
     const np = npig[a]!;
     if (np === 0) continue;
+    s.ensureNp(np);
+    const prAt = s.prAt;
+    const stride = np + 1;
+    // k_r: the true-positive count at which rc = k / npig first reaches each recall threshold.
+    let kk = 0;
+    for (let r = 0; r < R; r++) {
+      while (kk <= np && !(kk / np >= REC_THRS[r]!)) kk++;
+      kr[r] = kk;
+    }
     const base = a * T * nd;
+    // Which detections are anything but a false positive at some threshold (most are not).
+    const busy = s.busy;
+    for (let p = 0; p < nd; p++) {
+      const off = base + p * T;
+      let any = 0;
+      for (let t = 0; t < T; t++) any |= codes[off + t]!;
+      busy[p] = any;
+    }
     for (let m = 0; m < M; m++) {
-      const maxDet = COCO_PARAMS.maxDets[m]!;
+      const list = lists[m]!;
+      const n = list.length;
       tp.fill(0);
-      fp.fill(0);
-      let n = 0;
-      for (let q = 0; q < nd; q++) {
-        const p = order[q]!;
-        if (rank[p]! >= maxDet) continue;
+      ig.fill(0);
+      // fp is implicit: (position + 1) - tp - ignored, an exact integer, as pycocotools' cumulative sum.
+      for (let q = 0; q < n; q++) {
+        const p = list[q]!;
+        if (!busy[p]) continue;
         const off = base + p * T;
         for (let t = 0; t < T; t++) {
           const c = codes[off + t];
-          if (c === 1) tp[t]!++;
-          else if (c === 0) fp[t]!++;
-          const tpv = tp[t]!;
-          rc[t * nd + n] = tpv / np;
-          pr[t * nd + n] = tpv / (fp[t]! + tpv + EPS);
+          if (c === 1) {
+            const v = ++tp[t]!;
+            const f = q + 1 - v - ig[t]!;
+            prAt[t * stride + v] = v / (f + v + EPS);
+          } else if (c === 2) ig[t]!++;
         }
-        n++;
+      }
+      if (n > 0) {
+        // pr at the first detection (which may be no true positive): needed when k_r = 0.
+        const off = base + list[0]! * T;
+        for (let t = 0; t < T; t++) {
+          const c = codes[off + t]!;
+          const tp0 = c === 1 ? 1 : 0;
+          const fp0 = c === 0 ? 1 : 0;
+          first[t] = tp0 / (fp0 + tp0 + EPS);
+        }
       }
       for (let t = 0; t < T; t++) {
-        const o = t * nd;
-        recall[rIdx(t, k, a, m, K)] = n > 0 ? rc[o + n - 1]! : 0;
-        for (let i = n - 1; i > 0; i--) if (pr[o + i]! > pr[o + i - 1]!) pr[o + i - 1] = pr[o + i]!;
-        let j = 0;
+        const o = t * stride;
+        const nTp = tp[t]!;
+        recall[rIdx(t, k, a, m, K)] = n > 0 ? nTp / np : 0;
+        // Right-running maximum over the true positives (the precision envelope).
+        for (let v = nTp - 1; v >= 1; v--)
+          if (prAt[o + v + 1]! > prAt[o + v]!) prAt[o + v] = prAt[o + v + 1]!;
         for (let r = 0; r < R; r++) {
-          const thr = REC_THRS[r]!;
-          while (j < n && rc[o + j]! < thr) j++;
-          precision[pIdx(t, r, k, a, m, K)] = j < n ? pr[o + j]! : 0;
+          const need = kr[r]!;
+          let val: number;
+          if (n === 0 || need > nTp) val = 0;
+          else if (need === 0) val = nTp > 0 && prAt[o + 1]! > first[t]! ? prAt[o + 1]! : first[t]!;
+          else val = prAt[o + need]!;
+          precision[pIdx(t, r, k, a, m, K)] = val;
         }
       }
     }

@@ -316,29 +316,34 @@ export function rleFromBbox(bb: ArrayLike<number>, h: number, w: number): Rle {
 }
 
 /**
- * Box IoU like pycocotools' `bbIou` (xywh, no +1), into `out[d * G + g]`. For a crowd GT the union is the
+ * Box IoU like pycocotools' `bbIou` (xywh, no +1), into `out[d * G + g]`, for the `D` boxes of `dt` from
+ * box `dStart` and the `G` boxes of `gt` from box `gStart`. For a crowd GT the union is the
  * detection's area. The operation order is kept so results are bit-identical.
  */
 export function bboxIou(
   dt: ArrayLike<number>,
   gt: ArrayLike<number>,
   isCrowd: ArrayLike<number>,
-  out: Float64Array = new Float64Array((dt.length / 4) * (gt.length / 4)),
+  out: Float64Array = new Float64Array(Math.floor(dt.length / 4) * Math.floor(gt.length / 4)),
+  dStart = 0,
+  D = Math.floor(dt.length / 4) - dStart,
+  gStart = 0,
+  G = Math.floor(gt.length / 4) - gStart,
 ): Float64Array {
-  const D = dt.length / 4;
-  const G = gt.length / 4;
   for (let g = 0; g < G; g++) {
-    const gx = gt[g * 4]!;
-    const gy = gt[g * 4 + 1]!;
-    const gw = gt[g * 4 + 2]!;
-    const gh = gt[g * 4 + 3]!;
+    const go = 4 * (gStart + g);
+    const gx = gt[go]!;
+    const gy = gt[go + 1]!;
+    const gw = gt[go + 2]!;
+    const gh = gt[go + 3]!;
     const ga = gw * gh;
     const crowd = isCrowd[g] !== 0;
     for (let d = 0; d < D; d++) {
-      const dx = dt[d * 4]!;
-      const dy = dt[d * 4 + 1]!;
-      const dw = dt[d * 4 + 2]!;
-      const dh = dt[d * 4 + 3]!;
+      const dof = 4 * (dStart + d);
+      const dx = dt[dof]!;
+      const dy = dt[dof + 1]!;
+      const dw = dt[dof + 2]!;
+      const dh = dt[dof + 3]!;
       const da = dw * dh;
       out[d * G + g] = 0;
       const iw = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
