@@ -23,7 +23,10 @@ export interface SynthCase {
 export function synthVal2017(seed = 2017, nImages = 5000, gtPerImage = 7.3, detsPerImage = 100): SynthCase {
   const rng = rngFrom(seed);
   const r2 = (v: number) => Math.round(v * 100) / 100;
-  const categories = Array.from({ length: 80 }, (_, i) => ({ id: i + 1 + Math.floor(i / 10), name: `class${i}` }));
+  const categories = Array.from({ length: 80 }, (_, i) => ({
+    id: i + 1 + Math.floor(i / 10),
+    name: `class${i}`,
+  }));
   const catIds = categories.map((c) => c.id);
   const images: object[] = [];
   const annotations: object[] = [];
@@ -60,7 +63,12 @@ export function synthVal2017(seed = 2017, nImages = 5000, gtPerImage = 7.3, dets
     }
     let nd = 0;
     const push = (x: number, y: number, w: number, h: number, cat: number, s: number) => {
-      dt.push({ image_id: id, category_id: cat, bbox: [r2(x), r2(y), r2(w), r2(h)], score: Math.round(s * 1e5) / 1e5 });
+      dt.push({
+        image_id: id,
+        category_id: cat,
+        bbox: [r2(x), r2(y), r2(w), r2(h)],
+        score: Math.round(s * 1e5) / 1e5,
+      });
       nd++;
     };
     for (const [x, y, w, h, cat] of gts) {
@@ -82,7 +90,8 @@ export function synthVal2017(seed = 2017, nImages = 5000, gtPerImage = 7.3, dets
       const side = 8 + rng() * 300;
       const w = Math.min(W - 1, side * Math.exp((rng() - 0.5) * 1.2));
       const h = Math.min(H - 1, side * Math.exp((rng() - 0.5) * 1.2));
-      const cat = rng() < 0.6 ? imgCats[Math.floor(rng() * imgCats.length)]! : catIds[Math.floor(rng() * 80)]!;
+      const cat =
+        rng() < 0.6 ? imgCats[Math.floor(rng() * imgCats.length)]! : catIds[Math.floor(rng() * 80)]!;
       push(rng() * (W - w), rng() * (H - h), w, h, cat, rng() * rng() * 0.5);
     }
   }

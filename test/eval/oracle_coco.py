@@ -117,7 +117,10 @@ def bench(gt_path, dt_path, iou_type, reps):
         runs.append({"loadMs": (t1 - t0) * 1000, "evalMs": (t2 - t1) * 1000})
         stats = [float(s) for s in ev.stats]
         del gt, dt, ev
-    return {"runs": runs, "stats": stats}
+    import resource
+
+    # ru_maxrss is in KiB on Linux
+    return {"runs": runs, "stats": stats, "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main(argv):
