@@ -4,6 +4,7 @@
  */
 import type { Command } from '../command';
 import { cancelCommand } from './cancel';
+import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { planCommand } from './plan';
 import { runCommand } from './run';
@@ -20,5 +21,6 @@ export const commands: readonly Command[] = [
   cancelCommand,
   runsCommand,
   workerCommand,
+  evalCommand,
   kindsCommand,
 ];
