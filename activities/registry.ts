@@ -2,6 +2,7 @@
  * The one registry of step kinds. To add a kind: write it (see step-kind.ts) and list it here.
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
+import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
 import type { StepKind } from './step-kind';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
@@ -17,6 +18,7 @@ export const stepKinds: readonly AnyStepKind[] = [
   utilFail,
   utilNoop,
   datasetSynth,
+  datasetSplit,
 ];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));

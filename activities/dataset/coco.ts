@@ -86,6 +86,9 @@ export interface CocoRawHandlers {
   category?(record: CocoCategory, raw: Buffer, index: number): void | Promise<void>;
   /** Any other top-level member (info, licenses, type ...), raw. */
   member?(key: string, raw: Buffer): void | Promise<void>;
+  /** `images`, `annotations` or `categories` opens / closes, in document order. */
+  sectionStart?(key: string): void | Promise<void>;
+  sectionEnd?(key: string): void | Promise<void>;
 }
 
 const SECTIONS = new Set(['images', 'annotations', 'categories']);
@@ -135,6 +138,8 @@ export async function scanCocoRaw(
         if (SECTIONS.has(key)) issues.add(`/${key}: expected an array, got ${raw.toString('utf8', 0, 40)}`);
         else await handlers.member?.(key, raw);
       },
+      onArrayStart: (key) => handlers.sectionStart?.(key),
+      onArrayEnd: (key) => handlers.sectionEnd?.(key),
     },
     { signal: options.signal },
   );

@@ -189,7 +189,10 @@ export async function readImageBatch(
         results[i] = await readImageRgb(item.path, { ...options, flip: item.flip ?? false });
       } catch (err) {
         if (err instanceof AblateError && err.type === ErrorType.CorruptImage) results[i] = { error: err };
-        else throw err;
+        else {
+          next = items.length; // stop the other workers
+          throw err;
+        }
       }
     }
   };
@@ -211,4 +214,65 @@ export async function readImageBatch(
     k++;
   }
   return batch;
+}
+
+/** Result of {@link checkImageFiles}. */
+export interface ImageCheckResult {
+  checked: number;
+  /** Images that failed under the `skip` policy. */
+  skipped: Array<{ path: string; reason: string }>;
+}
+
+/**
+ * Fully decode every image (a truncated JPEG fails), `concurrency` at a time, and compare its size with
+ * the annotation's `width`/`height` when given. Policy `fail` throws CorruptImage (path in the message)
+ * at the first bad image; `skip` collects them and warns about each.
+ */
+export async function checkImageFiles(
+  entries: ReadonlyArray<{ path: string; width?: number; height?: number }>,
+  options: {
+    onCorrupt?: CorruptImagePolicy;
+    concurrency?: number;
+    warn?: (message: string) => void;
+    onProgress?: (done: number, total: number) => void;
+  } = {},
+): Promise<ImageCheckResult> {
+  const { default: sharp } = await import('sharp');
+  const result: ImageCheckResult = { checked: 0, skipped: [] };
+  const warn = options.warn ?? ((m: string) => console.error(`[warn] ${m}`));
+  let next = 0;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (next < entries.length) {
+      const entry = entries[next++]!;
+      let problem: AblateError | undefined;
+      try {
+        const { info } = await sharp(entry.path, { failOn: 'truncated' })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        if (
+          (entry.width !== undefined && info.width !== entry.width) ||
+          (entry.height !== undefined && info.height !== entry.height)
+        )
+          problem = corruptImage(
+            entry.path,
+            `size ${info.width}x${info.height} differs from the annotation's ${entry.width}x${entry.height}`,
+          );
+      } catch (err) {
+        problem = corruptImage(entry.path, describe(err), err);
+      }
+      if (problem) {
+        if ((options.onCorrupt ?? 'fail') === 'fail') {
+          next = entries.length; // stop the other workers
+          throw problem;
+        }
+        result.skipped.push({ path: entry.path, reason: problem.message });
+        warn(`skipping ${problem.message}`);
+      }
+      result.checked++;
+      options.onProgress?.(++done, entries.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 2) }, worker));
+  return result;
 }

@@ -19,7 +19,11 @@
  *              left out, listed in `skipped` and logged: never silent.
  *   Synth    generateCocoDetection / generateVocDetection / generateImagenetClassification(dir, opts)
  *            renderDetectionScene(seed, split, index, opts): the ground truth of one synthetic image
- *   Splits   selectSubset / writeCocoSubset (dataset.split), presets: PRESETS, scaledAreaRanges(size)
+ *   Splits   writeCocoSubset(source, dest, { count | fraction, seed, nestedIn }) / writeVocSubset(...)
+ *            selectSubset(candidates, n, seed): the selection rule alone
+ *   Presets  PRESETS, getPreset(name), checkPresetCounts(preset, found)
+ *            scaledAreaRanges(size): COCO's small/medium/large thresholds for size x size images
+ *   Checks   checkImageFiles(entries, { onCorrupt }) decodes every image (dims compared)
  *
  * Step kinds: `dataset.synth`, `dataset.split` (see synth-kind.ts, split-kind.ts).
  */
@@ -49,6 +53,7 @@ export {
 } from './voc';
 export { listImagenetFolder, type ImagenetFolder } from './imagenet';
 export {
+  checkImageFiles,
   corruptImage,
   letterboxGeometry,
   mapBox,
@@ -79,5 +84,16 @@ export {
   type SceneInstance,
 } from './synth/scene';
 export { CLASSIFICATION_CLASSES, DETECTION_CLASSES, detectionCategoryName, wnidOf } from './synth/primitives';
+export {
+  resolveCount,
+  selectSubset,
+  splitPriority,
+  writeCocoSubset,
+  writeVocSubset,
+  type SplitCandidate,
+  type SubsetSize,
+  type SubsetSummary,
+} from './split';
+export { checkPresetCounts, getPreset, PRESETS, scaledAreaRanges, type DatasetPreset } from './presets';
 export { createRng, type Rng } from './prng';
 export { BBOX_TOLERANCE_PX, Issues } from './validate';

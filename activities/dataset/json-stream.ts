@@ -21,7 +21,15 @@ export interface JsonScanHandlers {
   onElement(key: string, raw: Buffer, index: number): void | Promise<void>;
   /** Any other top-level member, raw bytes of its value (also streamed keys whose value is not an array). */
   onMember(key: string, raw: Buffer): void | Promise<void>;
+  /** A streamed array opens (called before its elements, in document order). */
+  onArrayStart?(key: string): void | Promise<void>;
+  /** A streamed array closes (after its last element). */
+  onArrayEnd?(key: string): void | Promise<void>;
 }
+
+/** Events of one chunk, delivered in document order once the chunk is scanned. */
+type ScanEvent =
+  { kind: 'element' | 'member'; key: string; raw: Buffer } | { kind: 'start' | 'end'; key: string };
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -74,13 +82,13 @@ export async function scanJsonObject(
     }
     const buf = chunk;
     const n = buf.length;
-    const finished: Array<[string | undefined, Buffer, boolean]> = []; // [key, raw, isElement]
+    const events: ScanEvent[] = [];
     const endCapture = (end: number): void => {
       pieces.push(buf.subarray(captureStart, end));
       const raw = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
       pieces = [];
       capturing = false;
-      finished.push([key, raw, streaming]);
+      events.push({ kind: streaming ? 'element' : 'member', key: key!, raw });
     };
     for (let i = 0; i < n; i++) {
       const c = buf[i]!;
@@ -136,7 +144,7 @@ export async function scanJsonObject(
             ) {
               expectValue = false;
               streaming = true;
-              elementIndex = 0;
+              events.push({ kind: 'start', key });
             } else startValue(i, false);
           }
           depth++;
@@ -149,6 +157,7 @@ export async function scanJsonObject(
           else if (streaming && depth === 1) {
             if (c !== RBRACKET) fail(base + i, 'expected ] to close an array');
             streaming = false;
+            events.push({ kind: 'end', key: key! });
           } else if (depth === 0) {
             if (c !== RBRACE) fail(base + i, 'expected } to close the top-level object');
             done = true;
@@ -172,9 +181,13 @@ export async function scanJsonObject(
       captureStart = 0;
     }
     base += n;
-    for (const [k, raw, isElement] of finished) {
-      if (isElement) await handlers.onElement(k!, raw, elementIndex++);
-      else await handlers.onMember(k!, raw);
+    for (const ev of events) {
+      if (ev.kind === 'element') await handlers.onElement(ev.key, ev.raw, elementIndex++);
+      else if (ev.kind === 'member') await handlers.onMember(ev.key, ev.raw);
+      else if (ev.kind === 'start') {
+        elementIndex = 0;
+        await handlers.onArrayStart?.(ev.key);
+      } else await handlers.onArrayEnd?.(ev.key);
     }
 
     function startValue(i: number, primitive: boolean): void {

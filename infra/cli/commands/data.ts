@@ -136,6 +136,145 @@ async function runSynth(args: CommandArgs): Promise<number> {
   return 0;
 }
 
+function sizeOptions(args: CommandArgs): { count?: number; fraction?: number } {
+  const count = stringOption(args, 'count');
+  const fraction = stringOption(args, 'fraction');
+  if (count !== undefined && fraction !== undefined)
+    throw new UsageError('give --count or --fraction, not both');
+  if (count !== undefined) return { count: intOption(args, 'count', 0, 1) };
+  if (fraction !== undefined) {
+    const f = Number(fraction);
+    if (!(f > 0 && f <= 1))
+      throw new UsageError(`--fraction must be a number in (0, 1], got ${JSON.stringify(fraction)}`);
+    return { fraction: f };
+  }
+  return {};
+}
+
+async function runSplit(args: CommandArgs): Promise<number> {
+  const { writeCocoSubset, writeVocSubset } = await import('../../../activities/dataset/split');
+  const { checkPresetCounts, getPreset } = await import('../../../activities/dataset/presets');
+  const annotationList = (args.values.annotations as string[] | undefined) ?? [];
+  if (annotationList.length > 1) throw new UsageError('split takes one --annotations file');
+  const annotations = annotationList[0];
+  const devkit = stringOption(args, 'devkit');
+  if ((annotations === undefined) === (devkit === undefined))
+    throw new UsageError('give --annotations FILE (COCO) or --devkit DIR --year Y --image-set SET (VOC)');
+  const seed = seedOption(args);
+  const out = resolve(required(args, 'out'));
+  const size = sizeOptions(args);
+  const presetName = stringOption(args, 'preset');
+  let checkSource: ((images: number) => void) | undefined;
+  if (presetName !== undefined) {
+    if (size.count !== undefined || size.fraction !== undefined)
+      throw new UsageError('give --preset or --count/--fraction, not both');
+    const preset = getPreset(presetName);
+    if (!preset.subsetOf)
+      throw new UsageError(
+        `preset ${preset.name} is a full split, not a subset; use \`ablate data check --preset\``,
+      );
+    size.count = preset.images;
+    const source = getPreset(preset.subsetOf);
+    checkSource = (images) => checkPresetCounts(source, [{ file: annotations ?? devkit!, images }]);
+  }
+  if (size.count === undefined && size.fraction === undefined)
+    throw new UsageError('give --count N, --fraction F or --preset NAME');
+  const nestedIn = stringOption(args, 'nested-in');
+  await mkdir(dirname(out), { recursive: true });
+  const summary = annotations
+    ? await writeCocoSubset(resolve(annotations), out, { ...size, seed, nestedIn, checkSource })
+    : await writeVocSubset(resolve(devkit!), required(args, 'year'), required(args, 'image-set'), out, {
+        ...size,
+        seed,
+        nestedIn,
+      });
+  console.log(JSON.stringify(summary, null, 2));
+  if (summary.missingCategories.length > 0)
+    console.error(
+      `warning: ${summary.missingCategories.length} categories have no image in the subset (count too small)`,
+    );
+  console.error(`wrote ${out}: ${summary.images} images, ${summary.annotations} annotations`);
+  return 0;
+}
+
+async function runCheck(args: CommandArgs): Promise<number> {
+  const ds = await import('../../../activities/dataset/index');
+  const { checkPresetCounts, getPreset } = await import('../../../activities/dataset/presets');
+  const policy = oneOf(args, 'on-corrupt', ['fail', 'skip'] as const, 'fail');
+  const presetName = stringOption(args, 'preset');
+  const preset = presetName === undefined ? undefined : getPreset(presetName);
+  const files = (args.values.annotations as string[] | undefined) ?? [];
+  const devkit = stringOption(args, 'devkit');
+  if ((files.length === 0) === (devkit === undefined))
+    throw new UsageError('give --annotations FILE (repeatable) or --devkit DIR');
+  const found: Array<{ file: string; images: number }> = [];
+  const imagesDir = stringOption(args, 'images');
+  const toDecode: Array<{ path: string; width: number; height: number }> = [];
+  const report: Record<string, unknown>[] = [];
+  if (devkit !== undefined) {
+    const parts =
+      preset?.format === 'voc'
+        ? preset.parts.map((p) => p.file.split('/') as [string, string])
+        : [[`VOC${required(args, 'year')}`, required(args, 'image-set')] as [string, string]];
+    for (const [vocYear, set] of parts) {
+      const voc = await ds.loadVocDevkit(resolve(devkit), vocYear.replace(/^VOC/, ''), set);
+      found.push({ file: `${voc.root}/ImageSets/Main/${set}.txt`, images: voc.images.length });
+      const objects = voc.images.reduce((s, im) => s + im.objects.length, 0);
+      const difficult = voc.images.reduce((s, im) => s + im.objects.filter((o) => o.difficult).length, 0);
+      report.push({
+        file: found.at(-1)!.file,
+        images: voc.images.length,
+        objects,
+        difficult,
+        classes: voc.classes,
+      });
+      for (const im of voc.images) toDecode.push({ path: im.path, width: im.width, height: im.height });
+    }
+  } else {
+    for (const file of files) {
+      const data = await ds.loadCocoInstances(resolve(file), { segmentation: false });
+      found.push({ file, images: data.images.length });
+      const crowd = data.annotations.filter((a) => a.iscrowd === 1).length;
+      report.push({
+        file,
+        images: data.images.length,
+        annotations: data.annotations.length,
+        crowd,
+        categories: data.categories.length,
+        imagesWithoutAnnotations: data.images.length - new Set(data.annotations.map((a) => a.image_id)).size,
+      });
+      if (imagesDir !== undefined)
+        for (const im of data.images)
+          toDecode.push({ path: resolve(imagesDir, im.file_name), width: im.width, height: im.height });
+    }
+  }
+  console.log(JSON.stringify(report.length === 1 ? report[0] : report, null, 2));
+  if (preset) {
+    checkPresetCounts(preset, found);
+    console.error(`matches preset ${preset.name} (${preset.images.toLocaleString('en-US')} images)`);
+  }
+  if (imagesDir !== undefined || devkit !== undefined) {
+    const result = await ds.checkImageFiles(toDecode, {
+      onCorrupt: policy,
+      onProgress: progressPrinter('decode'),
+    });
+    console.error(
+      `decoded ${result.checked - result.skipped.length}/${result.checked} images` +
+        (result.skipped.length > 0
+          ? `; ${result.skipped.length} corrupt (skipped under --on-corrupt skip)`
+          : ''),
+    );
+  }
+  return 0;
+}
+
+async function runPresets(): Promise<number> {
+  const { PRESETS } = await import('../../../activities/dataset/presets');
+  for (const p of PRESETS)
+    console.log(`${p.name.padEnd(24)} ${p.images.toLocaleString('en-US').padStart(8)}  ${p.description}`);
+  return 0;
+}
+
 /** `ablate data ...`. */
 export const dataCommand: Command = {
   name: 'data',
@@ -153,7 +292,7 @@ export const dataCommand: Command = {
     'val-per-class': { type: 'string' },
     year: { type: 'string' },
     force: { type: 'boolean' },
-    annotations: { type: 'string' },
+    annotations: { type: 'string', multiple: true },
     count: { type: 'string' },
     fraction: { type: 'string' },
     preset: { type: 'string' },
@@ -168,6 +307,12 @@ export const dataCommand: Command = {
     switch (sub) {
       case 'synth':
         return runSynth(args);
+      case 'split':
+        return runSplit(args);
+      case 'check':
+        return runCheck(args);
+      case 'presets':
+        return runPresets();
       case undefined:
         throw new UsageError('missing sub-command: synth, split, check or presets');
       default:
