@@ -105,3 +105,34 @@ describe('streaming JSON scanner', () => {
     );
   });
 });
+
+describe('box-only loading', () => {
+  it('strips segmentations wherever they sit in the record, and loads the same boxes', async () => {
+    const { withoutSegmentation } = await import('../../activities/dataset/coco');
+    const cases = [
+      '{"segmentation":[[1,2,3,4,5,6]],"area":1,"id":3}',
+      '{"id":3, "segmentation" : {"counts":"a\\\\b\\"}","size":[1,2]} ,"area":1}',
+      '{"id":3,"area":1,"segmentation":[[1,2,3,4,5,6]]}',
+      '{"id":3,"area":1,"segmentation":null}',
+      '{"id":3,"area":1,"note":"\\"segmentation\\""}',
+    ];
+    for (const raw of cases) {
+      const full = JSON.parse(raw) as Record<string, unknown>;
+      delete full.segmentation;
+      assert.deepEqual(JSON.parse(withoutSegmentation(Buffer.from(raw)).toString()), full, raw);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'ablate-boxes-'));
+    try {
+      const file = join(dir, 'c.json');
+      await writeFile(file, JSON.stringify(makeCoco(20), null, 1));
+      const full = await loadCocoInstances(file);
+      const boxes = await loadCocoInstances(file, { segmentation: false });
+      assert.deepEqual(
+        boxes.annotations,
+        full.annotations.map(({ segmentation: _s, ...rest }) => rest),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
