@@ -3,6 +3,8 @@
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
 import { evalCoco, evalVoc } from './eval/kinds';
+import { datasetSplit } from './dataset/split-kind';
+import { datasetSynth } from './dataset/synth-kind';
 import type { StepKind } from './step-kind';
 import { reportTable } from './report-table';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
@@ -20,6 +22,8 @@ export const stepKinds: readonly AnyStepKind[] = [
   reportTable,
   evalCoco,
   evalVoc,
+  datasetSynth,
+  datasetSplit,
 ];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));

@@ -4,6 +4,7 @@
  */
 import type { Command } from '../command';
 import { cancelCommand } from './cancel';
+import { dataCommand } from './data';
 import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { planCommand } from './plan';
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   cancelCommand,
   runsCommand,
   workerCommand,
+  dataCommand,
   evalCommand,
   kindsCommand,
 ];
