@@ -11,7 +11,8 @@
  * Permanent faults (AblateError, non-retryable) become non-retryable ApplicationFailures of the same
  * type; anything else is retried by Temporal with the step's retry policy.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { arch, platform, versions } from 'node:process';
@@ -24,6 +25,7 @@ import { assertStepParams } from '../infra/compiler/kind-schemas';
 import { AblateError, ErrorType, permanent } from '../infra/errors';
 import type { ArtifactStore } from '../infra/store/index';
 import { isArtifactRef, type ArtifactRef, type JsonValue, type StepOutputs } from '../workflows/plan-types';
+import { bindReferences, readOutput } from './bind';
 import type { LoadedPlan } from './plan-loader';
 import {
   collectArtifactRefs,
@@ -105,32 +107,18 @@ export function createRunStep(deps: RunStepDeps) {
       }
       return r;
     };
-    const walk = async (v: JsonValue): Promise<JsonValue> => {
-      if (Array.isArray(v)) return Promise.all(v.map(walk));
-      if (v === null || typeof v !== 'object') return v;
-      const from = (v as { $from?: { step: string; output: string; path?: string[] } }).$from;
-      if (from && Object.keys(v).length === 1) {
-        const record = await read(from.step);
-        if (!(from.output in record.outputs)) {
-          throw permanent(
-            ErrorType.InvalidInput,
-            `${label}: upstream step ${record.label} has no output "${from.output}"`,
-          );
-        }
-        let out = record.outputs[from.output] as JsonValue;
-        for (const seg of from.path ?? []) {
-          out =
-            out !== null && typeof out === 'object'
-              ? ((out as Record<string, JsonValue>)[seg] ?? null)
-              : null;
-        }
-        if (isArtifactRef(out)) producers.set(out.digest, from.step);
-        return out;
+    return bindReferences(value, async (from) => {
+      const record = await read(from.step);
+      const out = readOutput(record.outputs, from);
+      if (out === undefined) {
+        throw permanent(
+          ErrorType.InvalidInput,
+          `${label}: upstream step ${record.label} has no output "${from.output}"`,
+        );
       }
-      const entries = await Promise.all(Object.entries(v).map(async ([k, x]) => [k, await walk(x)] as const));
-      return Object.fromEntries(entries);
-    };
-    return walk(value);
+      if (isArtifactRef(out)) producers.set(out.digest, from.step);
+      return out;
+    });
   }
 
   async function outputsPresent(outputs: StepOutputs): Promise<boolean> {
@@ -173,7 +161,7 @@ export function createRunStep(deps: RunStepDeps) {
       }
 
       const heartbeatDetails = info.heartbeatDetails as StepHeartbeat | undefined;
-      const workDir = await mkdtemp(join(tmpdir(), `ablate-${step.key}-`));
+      const workDir = join(tmpdir(), `ablate-${step.key}-${info.attempt}-${randomBytes(4).toString('hex')}`);
       let lastProgress: StepProgress = heartbeatDetails?.progress ?? {};
       const beat = () =>
         activity.heartbeat({ progress: lastProgress, atMs: Date.now() } satisfies StepHeartbeat);
