@@ -74,4 +74,15 @@ export const recordKeys = {
   openLineage: (runId: string, stepKey: string) => `runs/${runId}/openlineage/${stepKey}`,
   summary: (runId: string) => `runs/${runId}/summary`,
   cache: (cacheKey: string) => `cache/${cacheKey}`,
+  /** Who produced an artifact (first producer wins): for `ablate lineage sha256:…`. */
+  producer: (digest: string) => `artifacts/${digest.replace(/^sha256:/, '')}`,
 };
+
+/** Index entry: the step run that produced an artifact. */
+export interface ProducerRecord {
+  digest: string;
+  runId: string;
+  stepKey: string;
+  label: string;
+  output: string;
+}

@@ -35,7 +35,7 @@ import {
   type ProvenanceRecord,
 } from './provenance';
 import { getStepKind } from './registry';
-import { recordKeys, type CacheEntry, type StepRecord } from './run-records';
+import { recordKeys, type CacheEntry, type ProducerRecord, type StepRecord } from './run-records';
 import { createStepContext } from './step-context';
 import type { StepProgress } from './step-kind';
 
@@ -251,6 +251,17 @@ export function createRunStep(deps: RunStepDeps) {
         events: openLineageEvents(record, deps.lineageNamespace ?? store.url),
       });
       await writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt);
+      for (const [output, value] of Object.entries(outputs)) {
+        if (!isArtifactRef(value) || (await store.getRecord(recordKeys.producer(value.digest)))) continue;
+        const producer: ProducerRecord = {
+          digest: value.digest,
+          runId: input.runId,
+          stepKey: step.key,
+          label: step.label,
+          output,
+        };
+        await store.putRecord(recordKeys.producer(value.digest), producer);
+      }
       if (step.cache) {
         const entry: CacheEntry = {
           cacheKey,

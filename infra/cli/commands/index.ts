@@ -7,6 +7,7 @@ import { cancelCommand } from './cancel';
 import { dataCommand } from './data';
 import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
+import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
@@ -22,6 +23,8 @@ export const commands: readonly Command[] = [
   cancelCommand,
   runsCommand,
   workerCommand,
+  lineageCommand,
+  verifyCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
