@@ -350,14 +350,20 @@ export class S3Backend implements BlobBackend {
     let UploadIdMarker: string | undefined;
     do {
       const page = await this.call('LIST-UPLOADS', undefined, () =>
-        this.client.send(
-          new ListMultipartUploadsCommand({
-            Bucket: this.bucket,
-            Prefix: this.config.prefix || undefined,
-            KeyMarker,
-            UploadIdMarker,
+        this.client
+          .send(
+            new ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: this.config.prefix || undefined,
+              KeyMarker,
+              UploadIdMarker,
+            }),
+          )
+          // rclone serve s3 answers a listing with NoSuchUpload while a user has never had one: none.
+          .catch((err: unknown) => {
+            if (errorName(err) === 'NoSuchUpload') return { Uploads: [], IsTruncated: false } as const;
+            throw err;
           }),
-        ),
       );
       for (const u of page.Uploads ?? []) {
         if (u.Key && u.UploadId) {

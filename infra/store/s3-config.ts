@@ -139,7 +139,9 @@ export function resolveS3Config(url: string, env: NodeJS.ProcessEnv = process.en
     throw bad(url, `"${bucket}" is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')`);
   }
   if (parsed.port) throw bad(url, 'a bucket has no port; give the server as ?endpoint=http://host:port');
-  const rawPrefix = decodeURIComponent(parsed.pathname).replace(/^\/+/, '').replace(/\/+$/, '');
+  // The URL parser resolves "." and ".." silently; check what was written.
+  const written = url.slice('s3://'.length).split(/[?#]/)[0]!;
+  const rawPrefix = decodeURIComponent(written.slice(bucket.length)).replace(/^\/+/, '').replace(/\/+$/, '');
   if (rawPrefix.split('/').some((s) => s === '..' || s === '.' || (s === '' && rawPrefix !== ''))) {
     throw bad(url, `the key prefix "${rawPrefix}" has an empty, "." or ".." segment`);
   }

