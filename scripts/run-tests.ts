@@ -32,8 +32,13 @@ async function main(): Promise<number> {
     console.error(`no test files match ${filters.join(' ')}`);
     return 1;
   }
-  // Never let an AWS SDK in a test probe the EC2 metadata address for credentials.
-  const env: NodeJS.ProcessEnv = { ...process.env, AWS_EC2_METADATA_DISABLED: 'true' };
+  // Never let an AWS SDK in a test probe the EC2 metadata address for credentials (nor print its
+  // notice about future Node versions into every test's output).
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
   let s3: S3TestServer | undefined;
   if (files.some((f) => f.endsWith('.e2e.test.ts')) && !process.env[TEST_S3_URL_ENV]) {
     s3 = await startS3Server({ bucket: 'ablate-test' });

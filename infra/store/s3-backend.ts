@@ -98,6 +98,12 @@ export class S3Backend implements BlobBackend {
   /** The SDK client, for maintenance and tests (raw S3 calls against the same bucket). */
   readonly client: S3Client;
   private bucketChecked = false;
+  /**
+   * The first checksum refusal of a part of each multipart upload in progress, by upload id. Some
+   * servers (rclone) drop the whole upload when a part is refused, so the retry of that part, or a
+   * sibling part, fails with NoSuchUpload, and that is what lib-storage reports; the refusal is the cause.
+   */
+  private readonly partFailures = new Map<string, unknown>();
 
   constructor(
     readonly config: S3StoreConfig,
@@ -129,6 +135,27 @@ export class S3Backend implements BlobBackend {
       name: 'ablateContentMd5',
       override: true,
     });
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          const uploadId = (args.input as { UploadId?: string }).UploadId;
+          if (
+            context.commandName === 'UploadPartCommand' &&
+            uploadId &&
+            CHECKSUM_ERRORS.has(errorName(err)) &&
+            !this.partFailures.has(uploadId)
+          ) {
+            this.partFailures.set(uploadId, err);
+          }
+          throw err;
+        }
+      },
+      // Inside the retry loop, to see each attempt's error: a part refused for its checksum is retried,
+      // and that retry may only meet the NoSuchUpload its first failure caused.
+      { step: 'finalizeRequest', priority: 'low', name: 'ablatePartFailures', override: true },
+    );
   }
 
   /** A backend for an `s3://bucket/prefix?…` URL (see s3-config.ts for the parameters). */
@@ -211,9 +238,7 @@ export class S3Backend implements BlobBackend {
       if (!failure) return;
       const lost = errorName(failure.err) === 'NoSuchUpload';
       if (lost && start < MULTIPART_RESTARTS) continue;
-      const note = lost
-        ? `the server lost the multipart upload ${1 + start} time(s) (NoSuchUpload); ${failure.note}`
-        : failure.note;
+      const note = lost ? `it was started ${1 + start} times; ${failure.note}` : failure.note;
       throw await this.translate(failure.err, 'multipart PUT', key, performance.now() - started, note);
     }
   }
@@ -265,7 +290,10 @@ export class S3Backend implements BlobBackend {
     } catch (err) {
       source.destroy();
       verifier.destroy();
-      return { err, note: await this.abortUpload(key, upload.uploadId) };
+      const cause = (upload.uploadId && this.partFailures.get(upload.uploadId)) || err;
+      return { err: cause, note: await this.abortUpload(key, upload.uploadId) };
+    } finally {
+      if (upload.uploadId) this.partFailures.delete(upload.uploadId);
     }
   }
 
@@ -412,16 +440,20 @@ export class S3Backend implements BlobBackend {
 
   private async checkBucket(): Promise<void> {
     if (this.bucketChecked) return;
-    try {
-      await this.call('HEAD-BUCKET', undefined, () =>
-        this.client.send(new HeadBucketCommand({ Bucket: this.bucket })),
-      );
-    } catch (err) {
-      if (err instanceof AblateError && err.type === ErrorType.ArtifactNotFound) {
-        throw this.noSuchBucket('HEAD', undefined, err.cause);
-      }
-      throw err;
-    }
+    const bucketMissing = await this.call('HEAD-BUCKET', undefined, () =>
+      this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
+        () => false,
+        (err: unknown) => {
+          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+          if (status === 404) return true;
+          // Credentials limited to objects may not look at the bucket itself (AWS answers 403); then
+          // the object requests say what is wrong, if anything.
+          if (status === 403) return false;
+          throw err;
+        },
+      ),
+    );
+    if (bucketMissing) throw this.noSuchBucket('HEAD', undefined, undefined);
     this.bucketChecked = true;
   }
 
@@ -484,8 +516,10 @@ export class S3Backend implements BlobBackend {
     const status = e.$metadata?.httpStatusCode;
     const where = `${op} ${this.where(key)}`;
     const at = this.endpointLabel;
-    const attempts = e.$metadata?.attempts ?? 1;
-    const tries = `${attempts} attempt${attempts === 1 ? '' : 's'} over ${(elapsedMs / 1000).toFixed(1)} s`;
+    const attempts = e.$metadata?.attempts;
+    const seconds = `${(elapsedMs / 1000).toFixed(1)} s`;
+    const tries =
+      attempts === undefined ? seconds : `${attempts} attempt${attempts === 1 ? '' : 's'} over ${seconds}`;
 
     if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
       return permanent(
@@ -527,6 +561,14 @@ export class S3Backend implements BlobBackend {
         err,
       );
     }
+    if (name === 'NoSuchUpload') {
+      return new AblateError(
+        ErrorType.StoreUnavailable,
+        `${at} dropped the multipart upload of ${where} while it was in progress (NoSuchUpload), ` +
+          `e.g. because the server restarted${suffix}`,
+        { retryable: true, cause: err },
+      );
+    }
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new AblateError(
         ErrorType.ArtifactNotFound,
@@ -540,7 +582,7 @@ export class S3Backend implements BlobBackend {
       return new AblateError(
         ErrorType.StoreUnavailable,
         `${at} refused ${where}: the checksum of the bytes it received did not match (${name}), so they ` +
-          `were corrupted on the way; nothing was stored (${tries})${suffix}`,
+          `were corrupted on the way; nothing was stored (after ${tries})${suffix}`,
         { retryable: true, cause: err },
       );
     }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open as openFile, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,6 +208,34 @@ describe('S3 store faults', () => {
     const dest = join(dir, 'outage.out');
     await store.getFile(ref, dest);
     assert.ok((await readFile(src)).equals(await readFile(dest)));
+    assert.deepEqual(await backend.listIncompleteUploads(), []);
+  });
+
+  it('refuses a file that changes while it is uploaded, before the upload completes', async () => {
+    const src = join(dir, 'changing.bin');
+    await writeFile(src, randomBytes(30 * MiB));
+    const { digest } = await hashFile(src);
+    const slow = await open({ uploadConcurrency: 1 });
+    const put = slow.putFile(src);
+    await waitForUpload(backend, blobKey(digest));
+    // Rewrite the last MiB, which the upload has not read yet (it is throttled to 16 MiB/s).
+    const file = await openFile(src, 'r+');
+    await file.write(randomBytes(MiB), 0, MiB, 29 * MiB);
+    await file.close();
+    await assert.rejects(put, (err: unknown) => {
+      assert.ok(err instanceof AblateError && err.type === ErrorType.InvalidInput);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^${src} changed while it was being stored as ${blobKey(digest)}: expected ${30 * MiB} bytes with sha256 ` +
+            `${digest.slice(7)}, read ${30 * MiB} bytes with sha256 [0-9a-f]{64}; nothing was stored; ` +
+            'the incomplete multipart upload \\S+ was aborted',
+        ),
+      );
+      return true;
+    });
+    assert.equal(await store.has(digest), false);
+    assert.equal(await store.has((await hashFile(src)).digest), false);
     assert.deepEqual(await backend.listIncompleteUploads(), []);
   });
 
