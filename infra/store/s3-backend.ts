@@ -521,6 +521,15 @@ export class S3Backend implements BlobBackend {
     const tries =
       attempts === undefined ? seconds : `${attempts} attempt${attempts === 1 ? '' : 's'} over ${seconds}`;
 
+    const local = err as NodeJS.ErrnoException;
+    if (local.syscall && local.path && e.$metadata === undefined) {
+      // The local file went away or became unreadable between hashing and uploading.
+      return permanent(
+        ErrorType.InvalidInput,
+        `could not read ${local.path} for ${where}: ${local.code ?? local.message}; nothing was stored${suffix}`,
+        err,
+      );
+    }
     if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
       return permanent(
         ErrorType.StoreUnavailable,
