@@ -203,12 +203,14 @@ export function createRunStep(deps: RunStepDeps) {
         clearInterval(timer);
         await rm(workDir, { recursive: true, force: true });
       }
-      for (const name of Object.keys(kind.outputs)) {
-        if (!(name in outputs))
+      for (const [name, spec] of Object.entries(kind.outputs)) {
+        if (name in outputs) continue;
+        if (!spec.optional)
           throw permanent(
             ErrorType.InvalidInput,
             `${step.label}: ${kind.name} did not produce its output "${name}"`,
           );
+        outputs[name] = null;
       }
       const endedAt = new Date();
       const metrics: Record<string, JsonValue> = {};

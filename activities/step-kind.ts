@@ -15,6 +15,8 @@ export interface OutputSpec {
   description: string;
   /** For artifacts: the media type written. */
   mediaType?: string;
+  /** Produced only for some parameters (e.g. per format); reads as null when absent. */
+  optional?: boolean;
 }
 
 /** Progress and resume state a running step reports through its heartbeat. */

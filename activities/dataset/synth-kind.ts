@@ -81,20 +81,24 @@ export const datasetSynth = defineStepKind<DatasetSynthParams>({
     images: {
       type: 'artifact',
       description: 'coco: the image directory (tree); file_name is relative to it.',
+      optional: true,
     },
     train: {
       type: 'artifact',
       description: 'coco: instances JSON of the train set.',
       mediaType: 'application/json',
+      optional: true,
     },
     val: {
       type: 'artifact',
       description: 'coco: instances JSON of the val set.',
       mediaType: 'application/json',
+      optional: true,
     },
     devkit: {
       type: 'artifact',
       description: 'voc: VOCdevkit/VOC<year>/{Annotations,ImageSets/Main,JPEGImages} (tree).',
+      optional: true,
     },
     classes: { type: 'value', description: 'Number of classes.' },
     summary: { type: 'value', description: 'Counts: images, annotations, per category, per area range.' },

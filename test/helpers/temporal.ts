@@ -46,7 +46,7 @@ export interface TestSession extends Session {
  * tasks), a store in a temp dir (or the given one), and in-process workers unless `workers: false`.
  */
 export async function testSession(
-  options: { workers?: boolean; storeDir?: string; prefix?: string } = {},
+  options: { workers?: boolean; storeDir?: string; storeUrl?: string; prefix?: string } = {},
 ): Promise<TestSession> {
   const address = await testTemporalAddress();
   const dir = options.storeDir ?? (await mkdtemp(join(tmpdir(), 'ablate-test-store-')));
@@ -54,7 +54,7 @@ export async function testSession(
     {
       home: dir,
       temporalAddress: address,
-      storeUrl: pathToFileURL(join(dir, 'artifacts')).href,
+      storeUrl: options.storeUrl ?? pathToFileURL(join(dir, 'artifacts')).href,
       taskQueuePrefix: options.prefix ?? `t-${randomBytes(4).toString('hex')}`,
       workerSlots: 4,
     },
