@@ -2,6 +2,8 @@
  * The one registry of step kinds. To add a kind: write it (see step-kind.ts) and list it here.
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
+import { datasetSplit } from './dataset/split-kind';
+import { datasetSynth } from './dataset/synth-kind';
 import type { StepKind } from './step-kind';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
@@ -9,7 +11,15 @@ import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kind
 type AnyStepKind = StepKind<any>;
 
 /** Every step kind, in the order `ablate kinds` lists them. */
-export const stepKinds: readonly AnyStepKind[] = [utilWrite, utilHash, utilConcat, utilFail, utilNoop];
+export const stepKinds: readonly AnyStepKind[] = [
+  utilWrite,
+  utilHash,
+  utilConcat,
+  utilFail,
+  utilNoop,
+  datasetSynth,
+  datasetSplit,
+];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));
 

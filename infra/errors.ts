@@ -15,6 +15,8 @@ export const ErrorType = {
   DatasetNotFound: 'DatasetNotFound',
   /** A split or dataset has no images. */
   EmptyDataset: 'EmptyDataset',
+  /** An image file is missing, truncated or not decodable (the message names the path). */
+  CorruptImage: 'CorruptImage',
   /** An artifact's bytes do not match its digest. */
   CorruptArtifact: 'CorruptArtifact',
   /** An artifact is missing from the store. */

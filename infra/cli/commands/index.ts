@@ -3,6 +3,7 @@
  * imports inside `run`, so `ablate --help` stays fast.
  */
 import type { Command } from '../command';
+import { dataCommand } from './data';
 import { kindsCommand } from './kinds';
 
-export const commands: readonly Command[] = [kindsCommand];
+export const commands: readonly Command[] = [kindsCommand, dataCommand];
