@@ -4,6 +4,7 @@
  */
 import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
+import { evalCoco, evalVoc } from './eval/kinds';
 import type { StepKind } from './step-kind';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
@@ -19,6 +20,8 @@ export const stepKinds: readonly AnyStepKind[] = [
   utilNoop,
   datasetSynth,
   datasetSplit,
+  evalCoco,
+  evalVoc,
 ];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));

@@ -4,6 +4,7 @@
  */
 import type { Command } from '../command';
 import { dataCommand } from './data';
+import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 
-export const commands: readonly Command[] = [kindsCommand, dataCommand];
+export const commands: readonly Command[] = [kindsCommand, dataCommand, evalCommand];
