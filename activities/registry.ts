@@ -6,6 +6,8 @@ import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
 import { evalCoco, evalVoc } from './eval/kinds';
 import type { StepKind } from './step-kind';
+import { trainPretrain } from './train/pretrain';
+import { trainDetector } from './train/train-detector';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each kind has its own params type
@@ -22,6 +24,8 @@ export const stepKinds: readonly AnyStepKind[] = [
   datasetSplit,
   evalCoco,
   evalVoc,
+  trainPretrain,
+  trainDetector,
 ];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));

@@ -35,7 +35,7 @@ export interface DetectorOptions {
   norm: NormKind;
   normOptions?: NormOptions;
   numClasses: number;
-  /** Channels of the neck and head. @default 64 for tiny, 256 otherwise */
+  /** Channels of the neck and head. @default 4 x width for tiny (64), 256 otherwise */
   neckWidth?: number;
 }
 
@@ -64,7 +64,7 @@ export function createDetector(tf: Tf, params: ParamSet, rng: Rng, options: Dete
     normOptions: options.normOptions,
   });
   const k = options.numClasses;
-  const neck = options.neckWidth ?? (options.arch === 'tiny' ? 64 : 256);
+  const neck = options.neckWidth ?? (options.arch === 'tiny' ? 4 * (options.width ?? 16) : 256);
   const headNorm = headNormOf(options.norm);
   const levels = backbone.outputs.map((o, i) => ({ ...o, index: i })).filter((o) => o.stride >= HEAD_STRIDE);
   if (levels[0]?.stride !== HEAD_STRIDE)
