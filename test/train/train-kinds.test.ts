@@ -19,6 +19,9 @@ import { decodeCheckpoint } from '../../activities/train/checkpoint';
 import { trainPretrain } from '../../activities/train/pretrain';
 import { trainDetector, type TrainDetectorParams } from '../../activities/train/train-detector';
 
+// Two test files run at once on two cores: one wasm thread each avoids oversubscription.
+process.env.ABLATE_WASM_THREADS ??= '1';
+
 const quiet = { info: () => undefined, warn: () => undefined };
 
 function isAblate(type: string, message: RegExp) {
