@@ -18,10 +18,13 @@
  * All three rely on 4.22 internals, so they run only when the installed version is the pinned one and
  * the patch anchor is found; otherwise the backend starts single-threaded and says why.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+
+import type * as TfType from '@tensorflow/tfjs';
 
 /** The tfjs version the wasm thread patches and the fast gradients were verified against. */
 export const TFJS_PINNED_VERSION = '4.22.0';
@@ -37,7 +40,7 @@ export const TRAIN_ENV = {
 /** The backends a training step can run on, in preference order. */
 export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof TfType;
 
 /** What was started: recorded in lineage through `ctx.annotate`. */
 export interface TrainingRuntime {
@@ -65,6 +68,16 @@ export interface BackendOptions {
 }
 
 const require = createRequire(import.meta.url);
+
+/**
+ * Whether this machine looks like a GPU worker (an NVIDIA device node, or CUDA_VISIBLE_DEVICES naming
+ * devices): only then is tfjs-node-gpu tried, since loading it elsewhere fails slowly on missing CUDA.
+ */
+export function hasNvidiaGpu(): boolean {
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  if (visible !== undefined) return visible !== '' && visible !== '-1';
+  return existsSync('/dev/nvidiactl') || existsSync('/dev/nvidia0');
+}
 let started: Promise<TrainingRuntime> | undefined;
 let wasmThreadsStarted: number | undefined;
 
@@ -221,11 +234,11 @@ async function patchWasmThreads(tf: Tf, wasmVersion: string, threads: number): P
 
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   const original = URL.createObjectURL.bind(URL);
-  URL.createObjectURL = ((obj: Blob) => {
+  URL.createObjectURL = (obj: Blob) => {
     // Only the worker script goes through here during init; any other Blob keeps the real behaviour.
     if (obj instanceof Blob && obj.type === 'application/javascript') return workerPath;
     return original(obj);
-  }) as typeof URL.createObjectURL;
+  };
   restoreObjectUrl = () => {
     URL.createObjectURL = original;
     restoreObjectUrl = undefined;

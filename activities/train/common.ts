@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ErrorType, permanent } from '../../infra/errors';
 import type { ArtifactRef, JsonValue } from '../../workflows/plan-types';
 import type { StepContext } from '../step-kind';
-import { initTrainingBackend, type BackendChoice, type TrainingRuntime } from './backend';
+import { hasNvidiaGpu, initTrainingBackend, type BackendChoice, type TrainingRuntime } from './backend';
 import { checkShapes, decodeCheckpoint, writeCheckpointFile } from './checkpoint';
 import { registerFastConvGradients } from './conv-grads';
 import type { ParamSet } from './params';
@@ -21,7 +21,7 @@ export const WEIGHTS_MEDIA_TYPE = 'application/vnd.ablate.weights+safetensors';
 export async function startRuntime(ctx: StepContext, force?: BackendChoice): Promise<TrainingRuntime> {
   const runtime = await initTrainingBackend({
     force,
-    gpu: process.env.CUDA_VISIBLE_DEVICES !== undefined && process.env.CUDA_VISIBLE_DEVICES !== '',
+    gpu: hasNvidiaGpu(),
   });
   registerFastConvGradients(runtime.tf);
   ctx.annotate({

@@ -40,7 +40,7 @@ export function registerFastConvGradients(tf: Tf): void {
       const [x, filter] = saved as [Tensor4D, Tensor4D];
       const a = attrs as unknown as {
         strides: number | [number, number];
-        pad: 'same' | 'valid' | number | unknown;
+        pad: unknown;
         dataFormat: string;
         dilations: number | [number, number];
         dimRoundingMode?: 'floor' | 'round' | 'ceil';

@@ -147,7 +147,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
       }
     }
     const cache = new ImageCache(p.imageSize);
-    const gt = prepareCocoGroundTruth(valSet.coco as unknown as Record<string, unknown>, 'val annotations');
+    const gt = prepareCocoGroundTruth(valSet.coco, 'val annotations');
     const evaluate = async () => {
       const results = await detectSet(tf, detector, valSet, cache, p.batchSize);
       const named = cocoNamedStats(evaluateCoco(gt, results));

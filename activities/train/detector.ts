@@ -88,14 +88,14 @@ export function createDetector(tf: Tf, params: ParamSet, rng: Rng, options: Dete
 
   const conv = (x: Tensor4D, name: string, bias: boolean, stride = 1): Tensor4D => {
     const y = tf.conv2d(x, params.get(`${name}.w`) as unknown as Tensor4D, stride, 'same');
-    return bias ? (tf.add(y, params.get(`${name}.b`)) as Tensor4D) : y;
+    return bias ? tf.add<Tensor4D>(y, params.get(`${name}.b`)) : y;
   };
   const apply = (x: Tensor4D, training: boolean): Tensor4D => {
     const features = backbone.apply(x, training);
     let p: Tensor4D | undefined;
     for (const l of [...levels].reverse()) {
       const lateral = conv(features[l.index]?.tensor as Tensor4D, `neck.lateral${l.stride}`, true);
-      p = p ? (tf.add(upsample2x(tf, p), lateral) as Tensor4D) : lateral;
+      p = p ? tf.add<Tensor4D>(upsample2x(tf, p), lateral) : lateral;
     }
     let h = conv(p as Tensor4D, 'head.conv', headNorm === 'none');
     h = tf.relu(normLayer(tf, params, 'head.norm', headNorm, h, training, options.normOptions ?? {}));
@@ -198,7 +198,7 @@ export function detectionLoss(tf: Tf, out: Tensor4D, t: DenseTargets): Scalar {
   const offLoss = tf.sum(
     tf.mul(centre, tf.abs(tf.sub(offsetPred as Tensor4D, tf.tensor4d(t.offset, [n, h, w, 2])))),
   );
-  return tf.div(tf.add(tf.add(posLoss, negLoss), tf.add(tf.mul(sizeLoss, 0.1), offLoss)), norm) as Scalar;
+  return tf.div<Scalar>(tf.add(tf.add(posLoss, negLoss), tf.add(tf.mul(sizeLoss, 0.1), offLoss)), norm);
 }
 
 /** One detection in network-input pixels. */
@@ -287,11 +287,11 @@ export function createClassifier(
     apply(x, training) {
       const features = backbone.apply(x, training);
       const last = features[features.length - 1]?.tensor as Tensor4D;
-      const pooled = tf.mean(last, [1, 2]) as TfType.Tensor2D;
-      return tf.add(
-        tf.matMul(pooled, params.get('classifier.w') as unknown as TfType.Tensor2D),
+      const pooled = tf.mean<TfType.Tensor2D>(last, [1, 2]);
+      return tf.add<TfType.Tensor2D>(
+        tf.matMul(pooled, params.get('classifier.w')),
         params.get('classifier.b'),
-      ) as TfType.Tensor2D;
+      );
     },
   };
 }

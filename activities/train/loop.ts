@@ -21,7 +21,8 @@ import { join } from 'node:path';
 
 import type * as TfType from '@tensorflow/tfjs';
 
-import { AblateError, ErrorType, errorMessage, permanent } from '../../infra/errors';
+import type { AblateError } from '../../infra/errors';
+import { ErrorType, errorMessage, permanent } from '../../infra/errors';
 import type { ArtifactRef, JsonValue } from '../../workflows/plan-types';
 import type { StepContext } from '../step-kind';
 import type { TrainingRuntime } from './backend';

@@ -107,7 +107,7 @@ export function applyNorm(
 function frozenNorm(tf: Tf, x: Tensor4D, p: NormParams): Tensor4D {
   const a = tf.mul(p.gamma as Variable, tf.rsqrt(tf.add(p.variance as Variable, EPS)));
   const b = tf.sub(p.beta as Variable, tf.mul(p.mean as Variable, a));
-  return tf.add(tf.mul(x, a), b) as Tensor4D;
+  return tf.add<Tensor4D>(tf.mul(x, a), b);
 }
 
 /**
@@ -140,8 +140,8 @@ function groupedNorm(
 
   const op = tf.customGrad((...args: Array<Tensor | TfType.GradSaveFunc>) => {
     const [xIn, gIn, bIn, save] = args as [Tensor, Tensor, Tensor, TfType.GradSaveFunc];
-    const x3 = tf.reshape(xIn, [b, l, c]) as Tensor3D;
-    const ones = tf.ones([b, 1, l]) as Tensor3D;
+    const x3 = tf.reshape<TfType.Rank.R3>(xIn, [b, l, c]);
+    const ones = tf.ones<TfType.Rank.R3>([b, 1, l]);
     const s1 = tf.matMul(ones, x3);
     const s2 = tf.matMul(ones, tf.square(x3));
     const mean = tf.div(groupSum(s1), m);
@@ -163,9 +163,9 @@ function groupedNorm(
           Tensor,
           Tensor,
         ];
-        const dy3 = tf.reshape(dy as Tensor, [b, l, c]) as Tensor3D;
+        const dy3 = tf.reshape<TfType.Rank.R3>(dy as Tensor, [b, l, c]);
         const ds1 = tf.matMul(sOnes, dy3);
-        const ds2 = tf.matMul(sOnes, tf.mul(dy3, sx) as Tensor3D);
+        const ds2 = tf.matMul(sOnes, tf.mul<Tensor3D>(dy3, sx));
         const u = tf.sub(ds2, tf.mul(sMean, ds1));
         const m1 = tf.div(groupSum(tf.mul(sGamma, ds1)), m);
         const m2 = tf.mul(sR, tf.div(groupSum(tf.mul(sGamma, u)), m));

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 
+import type * as TfType from '@tensorflow/tfjs';
+
 import { initTrainingBackend } from '../../activities/train/backend';
 import { registerFastConvGradients } from '../../activities/train/conv-grads';
 import { createRng } from '../../activities/train/rng';
 
-type Tf = typeof import('@tensorflow/tfjs');
+type Tf = typeof TfType;
+type Tensor = TfType.Tensor;
+type Tensor4D = TfType.Tensor4D;
 
 // The notes' 20 configurations: odd sizes, even and 1x1 kernels, strides 1 and 2, same and valid.
 const SHAPES: Array<[h: number, w: number, k: number, cin: number, cout: number]> = [
@@ -59,29 +63,23 @@ describe('fast Conv2D gradients', () => {
         const refDx = tf
           .conv2dTranspose(tf.tensor4d(dyData, yShape), tf.tensor4d(wData, wShape), xShape, stride, pad)
           .dataSync();
-        const refDw = (
-          tf
-            .engine()
-            .runKernel(
-              'Conv2DBackpropFilter',
-              { x: tf.tensor4d(xData, xShape), dy: tf.tensor4d(dyData, yShape) },
-              { strides: stride, pad, dataFormat: 'NHWC', filterShape: wShape },
-            ) as import('@tensorflow/tfjs').Tensor
-        ).dataSync();
+        const refDw = tf
+          .engine()
+          .runKernel<Tensor>(
+            'Conv2DBackpropFilter',
+            { x: tf.tensor4d(xData, xShape), dy: tf.tensor4d(dyData, yShape) },
+            { strides: stride, pad, dataFormat: 'NHWC', filterShape: wShape },
+          )
+          .dataSync();
 
         for (const backend of ['wasm', 'cpu'] as const) {
           await initTrainingBackend({ force: backend });
           const [dx, dw] = tf.tidy(() => {
-            const g = tf.grads((x: import('@tensorflow/tfjs').Tensor, f: import('@tensorflow/tfjs').Tensor) =>
-              tf.conv2d(
-                x as import('@tensorflow/tfjs').Tensor4D,
-                f as import('@tensorflow/tfjs').Tensor4D,
-                stride,
-                pad,
-              ),
+            const g = tf.grads((x: Tensor, f: Tensor) =>
+              tf.conv2d(x as Tensor4D, f as Tensor4D, stride, pad),
             );
             return g([tf.tensor4d(xData, xShape), tf.tensor4d(wData, wShape)], tf.tensor4d(dyData, yShape));
-          }) as [import('@tensorflow/tfjs').Tensor, import('@tensorflow/tfjs').Tensor];
+          }) as [Tensor, Tensor];
           assert.deepEqual(dx.shape, xShape);
           assert.deepEqual(dw.shape, wShape);
           const ex = maxAbsDiff(dx.dataSync() as Float32Array, refDx as Float32Array);
@@ -106,9 +104,9 @@ describe('fast Conv2D gradients', () => {
     // The built-in gradient refuses dilation > 1; ours must not silently take that path.
     assert.throws(
       () =>
-        tf.grads((x: import('@tensorflow/tfjs').Tensor) =>
-          tf.conv2d(x as import('@tensorflow/tfjs').Tensor4D, tf.ones([3, 3, 1, 1]), 1, 'same', 'NHWC', 2),
-        )([tf.ones([1, 8, 8, 1])]),
+        tf.grads((x: Tensor) => tf.conv2d(x as Tensor4D, tf.ones([3, 3, 1, 1]), 1, 'same', 'NHWC', 2))([
+          tf.ones([1, 8, 8, 1]),
+        ]),
       /dilation rates greater than 1/,
     );
     await initTrainingBackend({ force: 'wasm' });

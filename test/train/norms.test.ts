@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 
+import type * as TfType from '@tensorflow/tfjs';
+
 import { initTrainingBackend } from '../../activities/train/backend';
 import { applyNorm, groupCount, type NormKind } from '../../activities/train/norms';
 import { createRng } from '../../activities/train/rng';
 
-type Tf = typeof import('@tensorflow/tfjs');
-type Tensor = import('@tensorflow/tfjs').Tensor;
-type Tensor4D = import('@tensorflow/tfjs').Tensor4D;
+type Tf = typeof TfType;
+type Tensor = TfType.Tensor;
+type Tensor4D = TfType.Tensor4D;
 
 const TOLERANCE = 2e-5;
 
