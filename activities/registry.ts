@@ -2,12 +2,13 @@
  * The one registry of step kinds. To add a kind: write it (see step-kind.ts) and list it here.
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
+import { evalCoco, evalVoc } from './eval/kinds';
 import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
-import { evalCoco, evalVoc } from './eval/kinds';
 import type { StepKind } from './step-kind';
 import { trainPretrain } from './train/pretrain';
 import { trainDetector } from './train/train-detector';
+import { reportTable } from './report-table';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each kind has its own params type
@@ -20,10 +21,11 @@ export const stepKinds: readonly AnyStepKind[] = [
   utilConcat,
   utilFail,
   utilNoop,
-  datasetSynth,
-  datasetSplit,
+  reportTable,
   evalCoco,
   evalVoc,
+  datasetSynth,
+  datasetSplit,
   trainPretrain,
   trainDetector,
 ];

@@ -4,6 +4,7 @@
  * {@link runStepLocally} to run a kind directly against a store.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import type { StepContext, StepKind, StepLogger, StepProgress } from './step-kin
 
 export interface StepContextOptions {
   store: ArtifactStore;
+  /** Scratch directory; created on first use. */
   workDir: string;
   heartbeat?: (progress: StepProgress) => void;
   resumeFrom?: StepProgress;
@@ -36,11 +38,23 @@ export const consoleLogger: StepLogger = {
 export function createStepContext(options: StepContextOptions): BuiltStepContext {
   const { store, workDir } = options;
   const annotations: Record<string, JsonValue> = {};
+  let workDirMade = false;
   const ctx: StepContext = {
-    workDir,
+    // Made on first use: most steps never need scratch space, and a mkdir per step adds up.
+    get workDir() {
+      if (!workDirMade) {
+        mkdirSync(workDir, { recursive: true });
+        workDirMade = true;
+      }
+      return workDir;
+    },
     async fetch(ref) {
-      const dest = join(workDir, 'inputs', `${ref.digest.slice(7, 23)}-${randomBytes(3).toString('hex')}`);
-      await mkdir(join(workDir, 'inputs'), { recursive: true });
+      const dest = join(
+        ctx.workDir,
+        'inputs',
+        `${ref.digest.slice(7, 23)}-${randomBytes(3).toString('hex')}`,
+      );
+      await mkdir(join(ctx.workDir, 'inputs'), { recursive: true });
       await store.get(ref, dest);
       return dest;
     },

@@ -1,5 +1,5 @@
 /**
- * A synthetic COCO val2017-sized bbox case for bench/eval.ts: 5,000 images, ~36,000 GT boxes over 80
+ * A synthetic COCO val2017-sized bbox case for bench/eval.ts: 5,000 images, ~38,000 GT boxes over 80
  * categories with COCO-like size mix (about 41% small, 34% medium, 25% large; ~1% crowd), and exactly 100
  * detections per image: jittered copies of the GT (true positives at various IoUs, wrong classes) plus
  * false positives, with detector-like scores rounded to 5 decimals.

@@ -1,12 +1,17 @@
 /**
  * The test command: runs every `test/**\/*.test.ts` file with Node's test runner, in separate processes.
+ * Before that it starts the services the tests need, unless the environment already points at them:
+ *   - a Temporal dev server (ABLATE_TEST_TEMPORAL_ADDRESS), shared by all test files.
  *
  *   npm test                      # all tests
  *   npm test -- test/compiler     # only files under a path (or matching a substring)
  */
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+
+import { startDevServer } from '../infra/server/dev-server';
 
 const root = join(import.meta.dirname, '..');
 
@@ -19,6 +24,27 @@ async function findTests(dir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Start what the tests need; returns the environment to pass on and a cleanup function. */
+async function startServices(): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
+  const env: NodeJS.ProcessEnv = {};
+  const stops: Array<() => Promise<void>> = [];
+  if (!process.env.ABLATE_TEST_TEMPORAL_ADDRESS) {
+    const home = await mkdtemp(join(tmpdir(), 'ablate-tests-temporal-'));
+    const server = await startDevServer({
+      home,
+      namespace: 'default',
+      ui: false,
+      log: (m) => console.error(`[tests] ${m}`),
+    });
+    env.ABLATE_TEST_TEMPORAL_ADDRESS = server.address;
+    stops.push(async () => {
+      await server.stop();
+      await rm(home, { recursive: true, force: true });
+    });
+  }
+  return { env, stop: async () => void (await Promise.all(stops.map((s) => s()))) };
+}
+
 async function main(): Promise<number> {
   const filters = process.argv.slice(2);
   let files = await findTests(join(root, 'test'));
@@ -27,12 +53,21 @@ async function main(): Promise<number> {
     console.error(`no test files match ${filters.join(' ')}`);
     return 1;
   }
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files],
-    { cwd: root, stdio: 'inherit', env: process.env },
-  );
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+  const services = await startServices();
+  try {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files],
+      { cwd: root, stdio: 'inherit', env: { ...process.env, ...services.env } },
+    );
+    const stopChild = () => child.kill('SIGINT');
+    process.on('SIGINT', stopChild);
+    return await new Promise((resolve) =>
+      child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))),
+    );
+  } finally {
+    await services.stop();
+  }
 }
 
 process.exitCode = await main();

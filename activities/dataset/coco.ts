@@ -86,12 +86,70 @@ export interface CocoRawHandlers {
   category?(record: CocoCategory, raw: Buffer, index: number): void | Promise<void>;
   /** Any other top-level member (info, licenses, type ...), raw. */
   member?(key: string, raw: Buffer): void | Promise<void>;
+  /** A record that failed the field checks (already reported); lets callers avoid follow-on errors. */
+  rejected?(section: string, record: unknown): void;
   /** `images`, `annotations` or `categories` opens / closes, in document order. */
   sectionStart?(key: string): void | Promise<void>;
   sectionEnd?(key: string): void | Promise<void>;
 }
 
 const SECTIONS = new Set(['images', 'annotations', 'categories']);
+
+const SEG_KEY = Buffer.from('"segmentation"');
+
+/**
+ * The record's bytes without its top-level `"segmentation": value` member, or `raw` unchanged when it
+ * has none. Parsing polygons dominates load time (dozens of decimals per record), so box-only loads
+ * skip them here. Only a key directly after `{` or `,` counts (a string value cannot match: its quotes
+ * would be escaped).
+ */
+export function withoutSegmentation(raw: Buffer): Buffer {
+  const at = raw.indexOf(SEG_KEY);
+  if (at < 0) return raw;
+  let before = at - 1;
+  while (
+    before >= 0 &&
+    (raw[before] === 0x20 || raw[before] === 0x0a || raw[before] === 0x0d || raw[before] === 0x09)
+  )
+    before--;
+  if (before < 0 || (raw[before] !== 0x7b && raw[before] !== 0x2c)) return raw;
+  let j = at + SEG_KEY.length;
+  while (j < raw.length && raw[j] !== 0x3a) j++;
+  j++;
+  while (j < raw.length && (raw[j] === 0x20 || raw[j] === 0x0a || raw[j] === 0x0d || raw[j] === 0x09)) j++;
+  // Skip the value: a container (strings and nesting tracked) or a primitive.
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (; j < raw.length; j++) {
+    const c = raw[j]!;
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === 0x5c) escaped = true;
+      else if (c === 0x22) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      if (depth === 0) break;
+      depth--;
+      if (depth === 0) {
+        j++;
+        break;
+      }
+    } else if (c === 0x2c && depth === 0) break;
+  }
+  // Drop the comma after the value, or else the one before the key.
+  let end = j;
+  while (
+    end < raw.length &&
+    (raw[end] === 0x20 || raw[end] === 0x0a || raw[end] === 0x0d || raw[end] === 0x09)
+  )
+    end++;
+  if (raw[end] === 0x2c) return Buffer.concat([raw.subarray(0, at), raw.subarray(end + 1)]);
+  return Buffer.concat([raw.subarray(0, raw[before] === 0x2c ? before : at), raw.subarray(j)]);
+}
 
 function parseRecord(file: string, section: string, index: number, raw: Buffer): unknown {
   try {
@@ -112,7 +170,11 @@ function parseRecord(file: string, section: string, index: number, raw: Buffer):
 export async function scanCocoRaw(
   file: string,
   handlers: CocoRawHandlers,
-  options: { signal?: AbortSignal } = {},
+  options: {
+    signal?: AbortSignal;
+    /** Do not parse segmentations (the handler's record has none; `raw` is still the full record). */
+    skipSegmentation?: boolean;
+  } = {},
 ): Promise<{ issues: Issues }> {
   await assertFile(file);
   const issues = new Issues(file);
@@ -124,14 +186,22 @@ export async function scanCocoRaw(
         if (key === 'images') {
           const rec = parseRecord(file, key, index, raw);
           if (checkCocoImage(rec, index, issues)) await handlers.image?.(rec as CocoImage, raw, index);
+          else handlers.rejected?.(key, rec);
         } else if (key === 'annotations') {
-          const rec = parseRecord(file, key, index, raw);
+          const rec = parseRecord(
+            file,
+            key,
+            index,
+            options.skipSegmentation ? withoutSegmentation(raw) : raw,
+          );
           if (checkCocoAnnotation(rec, index, issues))
             await handlers.annotation?.(rec as CocoAnnotation, raw, index);
+          else handlers.rejected?.(key, rec);
         } else if (key === 'categories') {
           const rec = parseRecord(file, key, index, raw);
           if (checkCocoCategory(rec, index, issues))
             await handlers.category?.(rec as CocoCategory, raw, index);
+          else handlers.rejected?.(key, rec);
         }
       },
       async onMember(key, raw) {
@@ -165,9 +235,18 @@ export function checkCocoReferences(
   data: Pick<CocoDataset, 'images' | 'annotations' | 'categories'>,
   issues: Issues,
   tolerancePx = BBOX_TOLERANCE_PX,
+  rejected: { images: ReadonlySet<unknown>; categories: ReadonlySet<unknown> } = {
+    images: new Set(),
+    categories: new Set(),
+  },
+  /** Position of each record in the file, when records were left out (default: array position). */
+  positions?: { images: number[]; annotations: number[]; categories: number[] },
 ): void {
+  const pos = (section: 'images' | 'annotations' | 'categories', i: number): number =>
+    positions ? positions[section][i]! : i;
   const images = new Map<number, { index: number; image: CocoImage }>();
-  for (const [index, image] of data.images.entries()) {
+  for (const [i, image] of data.images.entries()) {
+    const index = pos('images', i);
     const first = images.get(image.id);
     if (first)
       issues.add(
@@ -176,7 +255,8 @@ export function checkCocoReferences(
     else images.set(image.id, { index, image });
   }
   const categories = new Map<number, number>();
-  for (const [index, cat] of data.categories.entries()) {
+  for (const [i, cat] of data.categories.entries()) {
+    const index = pos('categories', i);
     const first = categories.get(cat.id);
     if (first !== undefined)
       issues.add(
@@ -185,17 +265,19 @@ export function checkCocoReferences(
     else categories.set(cat.id, index);
   }
   const annIds = new Map<number, number>();
-  for (const [index, ann] of data.annotations.entries()) {
+  for (const [i, ann] of data.annotations.entries()) {
+    const index = pos('annotations', i);
     const at = where('annotations', index, ann.id);
     const first = annIds.get(ann.id);
     if (first !== undefined)
       issues.add(`${at}: duplicate annotation id ${ann.id} (first at /annotations/${first})`);
     else annIds.set(ann.id, index);
-    if (!categories.has(ann.category_id))
+    // References to records that failed their own checks are not reported a second time.
+    if (!categories.has(ann.category_id) && !rejected.categories.has(ann.category_id))
       issues.add(`${at}: category_id ${ann.category_id} is not in /categories`);
     const entry = images.get(ann.image_id);
     if (!entry) {
-      issues.add(`${at}: image_id ${ann.image_id} is not in /images`);
+      if (!rejected.images.has(ann.image_id)) issues.add(`${at}: image_id ${ann.image_id} is not in /images`);
       continue;
     }
     checkBoxInImage(ann, entry.image, at, issues, tolerancePx);
@@ -235,13 +317,22 @@ export function checkBoxInImage(
 export async function loadCocoInstances(file: string, options: LoadCocoOptions = {}): Promise<CocoDataset> {
   const keepSeg = options.segmentation ?? true;
   const data: CocoDataset = { images: [], annotations: [], categories: [] };
+  const rejected = { images: new Set<unknown>(), categories: new Set<unknown>() };
+  const positions = { images: [] as number[], annotations: [] as number[], categories: [] as number[] };
   const { issues } = await scanCocoRaw(
     file,
     {
-      image(r) {
+      rejected(section, record) {
+        const id = (record as { id?: unknown } | null)?.id;
+        if (section === 'images') rejected.images.add(id);
+        else if (section === 'categories') rejected.categories.add(id);
+      },
+      image(r, _raw, index) {
+        positions.images.push(index);
         data.images.push({ id: r.id, file_name: r.file_name, width: r.width, height: r.height });
       },
-      annotation(r) {
+      annotation(r, _raw, index) {
+        positions.annotations.push(index);
         const ann: CocoAnnotation = {
           id: r.id,
           image_id: r.image_id,
@@ -253,7 +344,8 @@ export async function loadCocoInstances(file: string, options: LoadCocoOptions =
         if (keepSeg && r.segmentation != null) ann.segmentation = r.segmentation;
         data.annotations.push(ann);
       },
-      category(r) {
+      category(r, _raw, index) {
+        positions.categories.push(index);
         const cat: CocoCategory = { id: r.id, name: r.name };
         if (typeof r.supercategory === 'string') cat.supercategory = r.supercategory;
         data.categories.push(cat);
@@ -263,9 +355,10 @@ export async function loadCocoInstances(file: string, options: LoadCocoOptions =
         else if (key === 'licenses') data.licenses = JSON.parse(raw.toString('utf8'));
       },
     },
-    { signal: options.signal },
+    { signal: options.signal, skipSegmentation: !keepSeg },
   );
-  if (options.validate ?? true) checkCocoReferences(data, issues, options.bboxTolerancePx);
+  if (options.validate ?? true)
+    checkCocoReferences(data, issues, options.bboxTolerancePx, rejected, positions);
   issues.throwIfAny();
   if (options.requireImages ?? true) requireImages(file, data.images.length);
   return data;

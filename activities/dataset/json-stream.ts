@@ -40,6 +40,46 @@ const RBRACKET = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 
+/** Where {@link skipInside} stopped, and the lexer state there (module scratch: no allocation per call). */
+const SKIP = { depth: 0, inString: false, escaped: false };
+
+/**
+ * The hot loop: inside a captured container only quotes, escapes and brackets matter. Scans `buf` from
+ * `from` with plain locals (fast in V8) and returns the index of the bracket that closes the capture
+ * (depth back to `target`), not consumed, or -1 at the end of the chunk; SKIP holds the state.
+ */
+function skipInside(
+  buf: Buffer,
+  from: number,
+  depth: number,
+  target: number,
+  inString: boolean,
+  escaped: boolean,
+): number {
+  const n = buf.length;
+  let d = depth;
+  let str = inString;
+  let esc = escaped;
+  let j = from;
+  for (; j < n; j++) {
+    const c = buf[j]!;
+    if (str) {
+      if (esc) esc = false;
+      else if (c === BACKSLASH) esc = true;
+      else if (c === QUOTE) str = false;
+    } else if (c === QUOTE) str = true;
+    else if (c === LBRACE || c === LBRACKET) d++;
+    else if (c === RBRACE || c === RBRACKET) {
+      if (d - 1 === target) break;
+      d--;
+    }
+  }
+  SKIP.depth = d;
+  SKIP.inString = str;
+  SKIP.escaped = esc;
+  return j < n ? j : -1;
+}
+
 const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
@@ -91,6 +131,14 @@ export async function scanJsonObject(
       events.push({ kind: streaming ? 'element' : 'member', key: key!, raw });
     };
     for (let i = 0; i < n; i++) {
+      if (capturing && !capturePrimitive && depth > captureDepth) {
+        const stop = skipInside(buf, i, depth, captureDepth, inString, escaped);
+        depth = SKIP.depth;
+        inString = SKIP.inString;
+        escaped = SKIP.escaped;
+        if (stop < 0) break;
+        i = stop;
+      }
       const c = buf[i]!;
       if (inString) {
         if (escaped) escaped = false;

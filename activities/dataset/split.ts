@@ -214,7 +214,7 @@ export async function writeCocoSubset(
           await element(raw);
         },
       },
-      { signal: options.signal },
+      { signal: options.signal, skipSegmentation: true },
     );
     await put(firstMember ? '{}' : '}');
     out.end();

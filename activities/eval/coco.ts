@@ -173,7 +173,7 @@ function sortedUniqueIds(ids: Id[], what: string, source: string): Id[] {
   const numbers = uniq.filter((x) => typeof x === 'number');
   if (numbers.length > 0 && numbers.length < uniq.length)
     bad(`${source}: ${what} ids mix numbers and strings; use one kind (pycocotools cannot sort them either)`);
-  if (numbers.length === uniq.length) return (numbers as number[]).sort((a, b) => a - b);
+  if (numbers.length === uniq.length) return numbers.sort((a, b) => a - b);
   return (uniq as string[]).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
@@ -976,17 +976,17 @@ function summarize(precision: Float64Array, recall: Float64Array, K: number): nu
   const md = COCO_PARAMS.maxDets;
   return [
     ap(undefined, 0, 100),
-    ap(0.5, 0, md[2]!),
-    ap(0.75, 0, md[2]!),
-    ap(undefined, 1, md[2]!),
-    ap(undefined, 2, md[2]!),
-    ap(undefined, 3, md[2]!),
-    ar(0, md[0]!),
-    ar(0, md[1]!),
-    ar(0, md[2]!),
-    ar(1, md[2]!),
-    ar(2, md[2]!),
-    ar(3, md[2]!),
+    ap(0.5, 0, md[2]),
+    ap(0.75, 0, md[2]),
+    ap(undefined, 1, md[2]),
+    ap(undefined, 2, md[2]),
+    ap(undefined, 3, md[2]),
+    ar(0, md[0]),
+    ar(0, md[1]),
+    ar(0, md[2]),
+    ar(1, md[2]),
+    ar(2, md[2]),
+    ar(3, md[2]),
   ];
 }
 

@@ -101,7 +101,12 @@ export const evalVoc = defineStepKind<EvalVocInput>({
     required: ['gt', 'detections'],
     properties: {
       gt: { ...artifactRefSchema, description: 'VOC devkit tree, or COCO instances JSON.' },
-      imageSet: { type: 'string', minLength: 1, description: 'Image set of a devkit tree (e.g. test).' },
+      imageSet: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'Image set of a devkit tree (e.g. test); also the <set> in devkit detection file names (default test).',
+      },
       detections: {
         ...artifactRefSchema,
         description: 'COCO results JSON, or a tree of devkit detection files.',

@@ -433,8 +433,8 @@ export class SegmentationError extends Error {
 /**
  * A COCO `segmentation` value as one RLE, like pycocotools' `COCO.annToRLE`: polygons are rasterised at the
  * image size and merged (union); uncompressed RLE (`counts` a list) and compressed RLE are read with their
- * own `size`. pycocotools' quirk is kept: if the first polygon has exactly 4 numbers, the whole list is read
- * as `[x, y, w, h]` boxes.
+ * own `size`. A first polygon of 4 or fewer numbers is refused (pycocotools would read 4 numbers as a box
+ * list and fail); later short polygons are rasterised as they are, as pycocotools does.
  */
 export function segmentationToRle(seg: unknown, imageH: number | undefined, imageW: number | undefined): Rle {
   if (Array.isArray(seg)) {
@@ -446,17 +446,13 @@ export function segmentationToRle(seg: unknown, imageH: number | undefined, imag
         throw new SegmentationError(`[${i}] is not a list of finite numbers (a polygon)`);
       return p as number[];
     });
-    const asBoxes = parts[0]!.length === 4;
-    const rles = parts.map((p, i) => {
-      if (asBoxes) {
-        if (p.length !== 4)
-          throw new SegmentationError(
-            `[${i}] has ${p.length} numbers, but the first polygon has 4, so pycocotools reads the list as boxes`,
-          );
-        return rleFromBbox(p, imageH, imageW);
-      }
-      return rleFromPolygon(p, imageH, imageW);
-    });
+    // pycocotools' frPyObjects decides from the first polygon: 4 numbers would be read as a box list (and
+    // fail in PyPI pycocotools), fewer is not a polygon at all.
+    if (parts[0]!.length <= 4)
+      throw new SegmentationError(
+        `[0] has ${parts[0]!.length} numbers; a polygon needs at least 3 points [x0, y0, x1, y1, x2, y2, ...]`,
+      );
+    const rles = parts.map((p) => rleFromPolygon(p, imageH, imageW));
     return rleMerge(rles);
   }
   if (typeof seg === 'object' && seg !== null) {

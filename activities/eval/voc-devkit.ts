@@ -141,7 +141,7 @@ export async function readVocDevkit(
     for (const obj of doc.children.filter((c) => c.name === 'object')) {
       const name = child(obj, 'name')?.text.trim();
       if (!name) bad(`${file}: an <object> has no <name>`);
-      const c = classIndex.get(name!);
+      const c = classIndex.get(name);
       if (c === undefined)
         bad(
           `${file}: object class ${JSON.stringify(name)} is not one of the ${classes.length} classes evaluated (${classes.slice(0, 5).join(', ')}, ...); pass the class list`,
@@ -150,12 +150,12 @@ export async function readVocDevkit(
       const difficult = diffEl && diffEl.text.trim() !== '' ? num(diffEl, 'difficult', file) : 0;
       const bb = child(obj, 'bndbox');
       if (!bb) bad(`${file}: object ${name} has no <bndbox>`);
-      const x1 = num(child(bb!, 'xmin'), 'xmin', file);
-      const y1 = num(child(bb!, 'ymin'), 'ymin', file);
-      const x2 = num(child(bb!, 'xmax'), 'xmax', file);
-      const y2 = num(child(bb!, 'ymax'), 'ymax', file);
+      const x1 = num(child(bb, 'xmin'), 'xmin', file);
+      const y1 = num(child(bb, 'ymin'), 'ymin', file);
+      const x2 = num(child(bb, 'xmax'), 'xmax', file);
+      const y2 = num(child(bb, 'ymax'), 'ymax', file);
       if (x2 < x1 || y2 < y1) bad(`${file}: object ${name} has xmax < xmin or ymax < ymin`);
-      const a = acc[c!]!;
+      const a = acc[c]!;
       a.img.push(i);
       a.box.push(x1, y1, x2, y2);
       a.difficult.push(difficult ? 1 : 0);
@@ -240,7 +240,7 @@ export async function readVocDetectionFiles(
       const nums = parts.slice(1).map(Number);
       if (!nums.every(Number.isFinite))
         bad(`${where}: score and box must be numbers, got ${JSON.stringify(line.trim())}`);
-      img.push(i!);
+      img.push(i);
       score.push(nums[0]!);
       box.push(nums[1]!, nums[2]!, nums[3]!, nums[4]!);
     });
@@ -273,7 +273,7 @@ export function vocGroundTruthFromCoco(
   const catList = cats.map((c, i) => {
     if (!isObject(c) || (typeof c.id !== 'number' && typeof c.id !== 'string'))
       bad(`${source}: categories[${i}].id must be a number or a string`);
-    return { id: c.id as Id, name: typeof c.name === 'string' ? c.name : String(c.id) };
+    return { id: c.id, name: typeof c.name === 'string' ? c.name : String(c.id) };
   });
   catList.sort((a, b) =>
     typeof a.id === 'number' && typeof b.id === 'number' ? a.id - b.id : String(a.id) < String(b.id) ? -1 : 1,
@@ -285,8 +285,8 @@ export function vocGroundTruthFromCoco(
   imgs.forEach((im, i) => {
     if (!isObject(im) || (typeof im.id !== 'number' && typeof im.id !== 'string'))
       bad(`${source}: images[${i}].id must be a number or a string`);
-    if (byId.has(im.id as Id)) bad(`${source}: images[${i}].id ${JSON.stringify(im.id)} is used twice`);
-    byId.set(im.id as Id, i);
+    if (byId.has(im.id)) bad(`${source}: images[${i}].id ${JSON.stringify(im.id)} is used twice`);
+    byId.set(im.id, i);
     images.push(String(im.id));
     imageIndex.set(String(im.id), i);
   });
@@ -307,8 +307,8 @@ export function vocGroundTruthFromCoco(
     if (c === undefined)
       bad(`${source}: annotations[${j}].category_id ${JSON.stringify(a.category_id)} is not in "categories"`);
     const b = cocoBoxToVoc(a.bbox, `${source}: annotations[${j}].bbox`);
-    const t = acc[c!]!;
-    t.img.push(i!);
+    const t = acc[c]!;
+    t.img.push(i);
     t.box.push(...b);
     t.difficult.push(a.difficult || a.iscrowd || a.ignore ? 1 : 0);
   });
@@ -356,8 +356,8 @@ export function vocDetectionsFromCoco(
       );
     if (typeof d.score !== 'number' || !Number.isFinite(d.score))
       bad(`${where}.score must be a finite number`);
-    const t = acc[c!]!;
-    t.img.push(i!);
+    const t = acc[c]!;
+    t.img.push(i);
     t.score.push(d.score);
     t.box.push(...cocoBoxToVoc(d.bbox, `${where}.bbox`));
   });

@@ -101,6 +101,9 @@ describe('COCO evaluation matches pycocotools', () => {
     dir = await mkdtemp(join(tmpdir(), 'ablate-coco-conf-'));
     for (let s = 1; s <= 60; s++) cases.push(generateCocoCase(s, 'bbox'));
     for (let s = 1; s <= 24; s++) cases.push(generateCocoCase(1000 + s, 'segm'));
+    // box evaluation of mask results (boxes from toBbox, areas from the masks, when results carry no bbox)
+    for (let s = 1; s <= 8; s++)
+      cases.push({ ...generateCocoCase(1000 + s, 'segm'), iouType: 'bbox', name: `bbox of segm seed ${s}` });
     cases.push(...specialCases());
     const manifest = [];
     for (const [i, c] of cases.entries()) {

@@ -3,8 +3,29 @@
  * imports inside `run`, so `ablate --help` stays fast.
  */
 import type { Command } from '../command';
+import { cancelCommand } from './cancel';
 import { dataCommand } from './data';
 import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
+import { lineageCommand, verifyCommand } from './lineage';
+import { planCommand } from './plan';
+import { runCommand } from './run';
+import { runsCommand } from './runs';
+import { statusCommand } from './status';
+import { validateCommand } from './validate';
+import { workerCommand } from './worker';
 
-export const commands: readonly Command[] = [kindsCommand, dataCommand, evalCommand];
+export const commands: readonly Command[] = [
+  validateCommand,
+  planCommand,
+  runCommand,
+  statusCommand,
+  cancelCommand,
+  runsCommand,
+  workerCommand,
+  lineageCommand,
+  verifyCommand,
+  dataCommand,
+  evalCommand,
+  kindsCommand,
+];

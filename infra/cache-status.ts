@@ -1,0 +1,48 @@
+/**
+ * Which steps of a plan would be served from the step cache, without running anything: walk the plan
+ * in order; a step is `cached` when every upstream output it reads is known (its upstream steps are
+ * cached too), and a cache entry exists for its cache key with all its output artifacts present.
+ */
+import { bindReferences } from '../activities/bind';
+import { getStepKind } from '../activities/registry';
+import { recordKeys, type CacheEntry } from '../activities/run-records';
+import { cacheKeyOf } from '../activities/run-step';
+import { isArtifactRef, type JsonValue, type Plan, type StepOutputs } from '../workflows/plan-types';
+import type { ArtifactStore } from './store/index';
+
+export type CacheState = 'cached' | 'run';
+
+class Unknown extends Error {}
+
+export async function cacheStatus(plan: Plan, store: ArtifactStore): Promise<Map<string, CacheState>> {
+  const state = new Map<string, CacheState>();
+  const outputs = new Map<string, StepOutputs>();
+  for (const step of plan.steps) {
+    const kind = getStepKind(step.uses);
+    if (!kind || !step.cache) {
+      state.set(step.key, 'run');
+      continue;
+    }
+    let params: JsonValue;
+    try {
+      params = await bindReferences(step.with, async (from) => {
+        const up = outputs.get(from.step);
+        if (!up || !(from.output in up)) throw new Unknown();
+        return up[from.output]!;
+      });
+    } catch (err) {
+      if (!(err instanceof Unknown)) throw err;
+      state.set(step.key, 'run');
+      continue;
+    }
+    const entry = await store.getRecord<CacheEntry>(
+      recordKeys.cache(cacheKeyOf(kind.name, kind.version, params)),
+    );
+    let present = entry !== undefined;
+    for (const o of Object.values(entry?.outputs ?? {}))
+      if (isArtifactRef(o) && !(await store.has(o.digest))) present = false;
+    state.set(step.key, present ? 'cached' : 'run');
+    if (present) outputs.set(step.key, entry!.outputs);
+  }
+  return state;
+}

@@ -1,0 +1,93 @@
+import { readFile } from 'node:fs/promises';
+
+import { compilePipeline, DEFAULT_MAX_CELLS } from '../../compiler/compile';
+import { PipelineInvalidError } from '../../compiler/issues';
+import { intOption, stringOption, UsageError, type Command } from '../command';
+import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+
+/** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'Run a pipeline on Temporal and follow it (embedded server and workers by default)',
+  usage: `Usage: ablate run FILE [options]
+
+Compiles FILE, stores the plan in the artifact store and starts a run on Temporal. With no Temporal
+address configured, ablate starts its embedded dev server (state in ./.ablate or $ABLATE_HOME) and
+in-process workers for both queues, so this one command does everything. Prints the run id and the
+Web UI link, shows live progress (a live table on a terminal, plain lines otherwise) and ends with a
+results table. Ctrl-C detaches (\`ablate status RUN_ID --watch\` reattaches); Ctrl-C twice quits.
+
+  --json              last line: {"runId", "status", "uiUrl", "counts", "cells", "steps": {KEY: {status, outputs}}}
+  --no-cache          recompute every step even when a cached result exists
+  --max-parallel N    steps in flight at once (ABLATE_MAX_PARALLEL, default 64)
+  --max-cells N       refuse grids with more than N cells (default ${DEFAULT_MAX_CELLS})
+  --detach            start the run and exit (remote workers do the work)
+  --workers           also run in-process workers when TEMPORAL_ADDRESS is set
+  --run-id ID         use ID as the run id
+  --watch             follow the run (the default; kept for symmetry with \`ablate status\`)
+
+${configFlagsHelp}`,
+  options: {
+    ...configFlags,
+    json: { type: 'boolean' },
+    'no-cache': { type: 'boolean' },
+    'max-parallel': { type: 'string' },
+    'max-cells': { type: 'string' },
+    detach: { type: 'boolean' },
+    workers: { type: 'boolean' },
+    'run-id': { type: 'string' },
+    watch: { type: 'boolean' },
+  },
+  async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { startRun } = await import('../../runs');
+    const { openSession } = await import('../../session');
+    const { reportOutcome, watchRun } = await import('../watch');
+    const [file, ...extra] = args.positionals;
+    if (file === undefined) throw new UsageError('no pipeline file given');
+    if (extra.length) throw new UsageError('one pipeline file at a time');
+    const maxParallel =
+      args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
+    const config = configFrom(args, { maxParallel });
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    let plan;
+    try {
+      plan = compilePipeline(text, { file, maxCells: intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1) });
+    } catch (err) {
+      if (!(err instanceof PipelineInvalidError)) throw err;
+      for (const line of err.lines()) console.error(line);
+      return 1;
+    }
+    const detach = args.values.detach === true;
+    const inProcessWorkers =
+      !detach && (config.temporalAddress === undefined || args.values.workers === true);
+    const session = await openSession(config, {
+      workers: inProcessWorkers ? { queues: ['cpu', 'gpu'], workflows: true } : undefined,
+      log: (m) => console.error(m),
+    });
+    try {
+      const { runId } = await startRun(session, plan, {
+        noCache: args.values['no-cache'] === true,
+        runId: stringOption(args, 'run-id'),
+      });
+      console.error(`run ${runId} started: ${plan.stats.uniqueSteps} steps over ${plan.stats.cells} cells`);
+      const url = session.runUrl(runId);
+      if (url) console.error(`Web UI: ${url}`);
+      if (detach) {
+        console.log(runId);
+        return 0;
+      }
+      const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
+      return reportOutcome(session, runId, outcome, args.values.json === true);
+    } finally {
+      await session.close();
+    }
+  },
+};

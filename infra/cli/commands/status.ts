@@ -1,0 +1,63 @@
+import { UsageError, type Command } from '../command';
+import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+import { liveText, resultsText } from '../render-run';
+
+/** `ablate status RUN_ID [--watch]`. */
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'Show where a run stands; --watch follows it (and, embedded, resumes it)',
+  usage: `Usage: ablate status RUN_ID [--watch] [--json]
+
+Shows a run's steps (running ones with their live progress: iteration, loss, images/s, ETA), or, for
+a finished run, its results table. With --watch, follows it to the end; on the embedded server this
+also starts in-process workers, so a run whose \`ablate run\` was closed continues.
+
+  --watch   follow the run until it ends
+  --json    print the status as one JSON object (the last line)
+
+${configFlagsHelp}`,
+  options: { ...configFlags, watch: { type: 'boolean' }, json: { type: 'boolean' } },
+  async run(args) {
+    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
+    const { getRunView } = await import('../../runs');
+    const { openSession } = await import('../../session');
+    const { reportOutcome, watchRun } = await import('../watch');
+    const [runId] = args.positionals;
+    if (!runId) throw new UsageError('no run id given (`ablate runs` lists them)');
+    const config = configFrom(args);
+    const watch = args.values.watch === true;
+    const embedded = config.temporalAddress === undefined;
+    // Queries need a workflow worker; on the embedded server this process provides it. Only with
+    // --watch do we also run steps (which resumes the run).
+    const session = await openSession(config, {
+      workers: embedded ? { queues: watch ? ['cpu', 'gpu'] : [], workflows: true } : undefined,
+      log: (m) => console.error(m),
+    });
+    try {
+      if (watch) {
+        const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
+        return reportOutcome(session, runId, outcome, args.values.json === true);
+      }
+      const view = await getRunView(session, runId);
+      if (view.summary) console.log(resultsText(view.summary, view.plan));
+      else console.log(liveText(view, Date.now() - (view.startedAt?.getTime() ?? Date.now())));
+      const url = session.runUrl(runId);
+      if (url && !args.values.json) console.log(`Web UI: ${url}`);
+      if (args.values.json) {
+        console.log(
+          JSON.stringify({
+            runId,
+            workflowStatus: view.workflowStatus,
+            phase: view.phase ?? null,
+            counts: view.counts,
+            steps: view.steps,
+            note: view.note ?? null,
+          }),
+        );
+      }
+      return 0;
+    } finally {
+      await session.close();
+    }
+  },
+};

@@ -1,0 +1,34 @@
+/** Flags every command that talks to Temporal accepts, mapped onto temporal.config.ts. */
+import { resolveConfig, type AblateConfig } from '../../temporal.config';
+import { intOption, stringOption, type CommandArgs, type CommandOptions } from './command';
+
+export const configFlags: CommandOptions = {
+  home: { type: 'string' },
+  address: { type: 'string' },
+  namespace: { type: 'string' },
+  store: { type: 'string' },
+  'task-queue-prefix': { type: 'string' },
+};
+
+export const configFlagsHelp = `Connection (each overrides its environment variable, see README "Configuration"):
+  --home DIR                 state directory of the embedded default (ABLATE_HOME, default ./.ablate)
+  --address HOST:PORT        Temporal frontend (TEMPORAL_ADDRESS); unset: the embedded dev server
+  --namespace NAME           Temporal namespace (TEMPORAL_NAMESPACE, default "default")
+  --store URL                artifact store, file:///path or s3://bucket/prefix (ABLATE_STORE_URL)
+  --task-queue-prefix NAME   task queues NAME-cpu / NAME-gpu (ABLATE_TASK_QUEUE_PREFIX, default ablate)`;
+
+export function configFrom(
+  args: CommandArgs,
+  extra: { workerSlots?: number; maxParallel?: number } = {},
+): AblateConfig {
+  return resolveConfig({
+    home: stringOption(args, 'home'),
+    temporalAddress: stringOption(args, 'address'),
+    namespace: stringOption(args, 'namespace'),
+    storeUrl: stringOption(args, 'store'),
+    taskQueuePrefix: stringOption(args, 'task-queue-prefix'),
+    ...extra,
+  });
+}
+
+export { intOption };

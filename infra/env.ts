@@ -1,0 +1,24 @@
+/**
+ * Every environment variable ablate reads, defined once. Only the config resolver
+ * (temporal.config.ts) and the store/server launchers read `process.env`.
+ */
+export const EnvKey = {
+  /** Directory for the embedded default's state (server database, artifacts, logs). @default ./.ablate */
+  Home: 'ABLATE_HOME',
+  /** host:port of a Temporal frontend. Unset: ablate starts an embedded dev server. */
+  TemporalAddress: 'TEMPORAL_ADDRESS',
+  /** Temporal namespace. @default default */
+  TemporalNamespace: 'TEMPORAL_NAMESPACE',
+  /** Path of the `temporal` CLI binary for the embedded server. */
+  TemporalBin: 'TEMPORAL_BIN',
+  /** Artifact store URL: file:///path or s3://bucket/prefix. @default file://$ABLATE_HOME/artifacts */
+  StoreUrl: 'ABLATE_STORE_URL',
+  /** Prefix of the task queue names (`<prefix>-cpu`, `<prefix>-gpu`). @default ablate */
+  TaskQueuePrefix: 'ABLATE_TASK_QUEUE_PREFIX',
+  /** Steps one worker runs at once. */
+  WorkerSlots: 'ABLATE_WORKER_SLOTS',
+  /** Steps one pipeline run keeps in flight at once. */
+  MaxParallel: 'ABLATE_MAX_PARALLEL',
+} as const;
+
+export type EnvKeyName = (typeof EnvKey)[keyof typeof EnvKey];

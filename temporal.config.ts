@@ -1,0 +1,85 @@
+/**
+ * ablate's configuration: where Temporal is, which namespace and task queues, where artifacts and
+ * state live. Resolution order, per setting: explicit option (CLI flag) > environment > default.
+ * This is the only module that reads `process.env` for these settings (see infra/env.ts for names).
+ */
+import { availableParallelism } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { EnvKey } from './infra/env';
+import { AblateError, ErrorType } from './infra/errors';
+
+/** Settings as given (flags); every field optional. */
+export interface AblateConfigInput {
+  home?: string;
+  temporalAddress?: string;
+  namespace?: string;
+  temporalBin?: string;
+  storeUrl?: string;
+  taskQueuePrefix?: string;
+  workerSlots?: number;
+  maxParallel?: number;
+}
+
+/** Settings resolved. */
+export interface AblateConfig {
+  /** State directory of the embedded default. */
+  home: string;
+  /** Temporal frontend address; undefined means: start (or reuse) the embedded dev server. */
+  temporalAddress: string | undefined;
+  namespace: string;
+  /** The `temporal` binary for the embedded server, if one was configured. */
+  temporalBin: string | undefined;
+  /** Artifact store URL. */
+  storeUrl: string;
+  taskQueuePrefix: string;
+  /** Steps a worker runs at once, per queue. */
+  workerSlots: { cpu: number; gpu: number };
+  /** Steps one pipeline run keeps in flight at once. */
+  maxParallel: number;
+}
+
+/** Resolve the configuration. `env` and `cwd` are parameters so tests can pass their own. */
+export function resolveConfig(
+  input: AblateConfigInput = {},
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): AblateConfig {
+  const nonEmpty = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
+  const home = resolve(cwd, input.home ?? nonEmpty(env[EnvKey.Home]) ?? '.ablate');
+  const storeUrl =
+    input.storeUrl ?? nonEmpty(env[EnvKey.StoreUrl]) ?? pathToFileURL(join(home, 'artifacts')).href;
+  if (!/^(file|s3):\/\//.test(storeUrl)) {
+    throw new AblateError(
+      ErrorType.InvalidConfig,
+      `${EnvKey.StoreUrl}=${storeUrl}: expected file:///path or s3://bucket/prefix`,
+    );
+  }
+  const slots = positiveInt(input.workerSlots, env[EnvKey.WorkerSlots], EnvKey.WorkerSlots);
+  const temporalBin = input.temporalBin ?? nonEmpty(env[EnvKey.TemporalBin]);
+  return {
+    home,
+    temporalAddress: input.temporalAddress ?? nonEmpty(env[EnvKey.TemporalAddress]),
+    namespace: input.namespace ?? nonEmpty(env[EnvKey.TemporalNamespace]) ?? 'default',
+    temporalBin: temporalBin && !isAbsolute(temporalBin) ? resolve(cwd, temporalBin) : temporalBin,
+    storeUrl,
+    taskQueuePrefix: input.taskQueuePrefix ?? nonEmpty(env[EnvKey.TaskQueuePrefix]) ?? 'ablate',
+    // One GPU step per GPU worker by default; CPU steps up to the cores available.
+    workerSlots: { cpu: slots ?? Math.max(2, availableParallelism()), gpu: slots ?? 1 },
+    maxParallel: positiveInt(input.maxParallel, env[EnvKey.MaxParallel], EnvKey.MaxParallel) ?? 64,
+  };
+}
+
+function positiveInt(
+  explicit: number | undefined,
+  raw: string | undefined,
+  name: string,
+): number | undefined {
+  if (explicit !== undefined) return explicit;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new AblateError(ErrorType.InvalidConfig, `${name}=${raw}: expected a positive integer`);
+  return n;
+}
