@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
+import { kindValidator } from '../../infra/compiler/kind-schemas';
 import { AblateError } from '../../infra/errors';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import type { ArtifactRef } from '../../workflows/plan-types';
@@ -85,6 +86,24 @@ describe('training kinds', () => {
     };
   });
   after(() => rm(dir, { recursive: true, force: true }));
+
+  it('their schemas require pretrained weights exactly when init is imagenet', () => {
+    const validate = kindValidator(trainDetector as never);
+    const ref = base.images;
+    const withOut = { images: ref, train: ref, val: ref, norm: 'gn', schedule: '2x' };
+    assert.equal(validate({ ...withOut, init: 'scratch' }), true);
+    assert.equal(validate({ ...withOut, init: 'imagenet' }), false);
+    assert.ok(validate.errors?.some((e) => e.message === "must have required property 'pretrained'"));
+    assert.equal(validate({ ...withOut, init: 'imagenet', pretrained: ref }), true);
+    assert.equal(validate({ ...withOut, init: 'scratch', pretrained: ref }), false);
+    assert.equal(validate({ ...withOut, init: 'scratch', norm: 'frozenbn' }), false);
+    assert.equal(validate({ ...withOut, init: 'scratch', schedule: 'long' }), false);
+    const pretrain = kindValidator(trainPretrain as never);
+    const params: Record<string, unknown> = { dataset: ref, norm: 'syncbn' };
+    assert.equal(pretrain(params), true);
+    assert.equal(params.baseIterations, 300, 'defaults are filled in');
+    assert.equal(pretrain({ dataset: ref, norm: 'frozenbn' }), false);
+  });
 
   it('resumes an interrupted run to bitwise the same weights, curves and detections', async () => {
     const progress: StepProgress[] = [];
