@@ -22,7 +22,10 @@ try {
   const save = async (name: string, runId: string, temporalRunId?: string) => {
     const history = await session.client.workflow.getHandle(runId, temporalRunId).fetchHistory();
     // Binary protobuf: exact, and independent of JSON-mapping details of the SDK's protobuf build.
-    await writeFile(join(OUT, `${name}.binpb`), proto.temporal.api.history.v1.History.encode(history).finish());
+    await writeFile(
+      join(OUT, `${name}.binpb`),
+      proto.temporal.api.history.v1.History.encode(history).finish(),
+    );
     console.log(`recorded ${name} (${history.events?.length} events)`);
   };
 
