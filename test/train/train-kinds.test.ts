@@ -88,7 +88,7 @@ describe('training kinds', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   it('their schemas require pretrained weights exactly when init is imagenet', () => {
-    const validate = kindValidator(trainDetector as never);
+    const validate = kindValidator(trainDetector);
     const ref = base.images;
     const withOut = { images: ref, train: ref, val: ref, norm: 'gn', schedule: '2x' };
     assert.equal(validate({ ...withOut, init: 'scratch' }), true);
@@ -98,7 +98,7 @@ describe('training kinds', () => {
     assert.equal(validate({ ...withOut, init: 'scratch', pretrained: ref }), false);
     assert.equal(validate({ ...withOut, init: 'scratch', norm: 'frozenbn' }), false);
     assert.equal(validate({ ...withOut, init: 'scratch', schedule: 'long' }), false);
-    const pretrain = kindValidator(trainPretrain as never);
+    const pretrain = kindValidator(trainPretrain);
     const params: Record<string, unknown> = { dataset: ref, norm: 'syncbn' };
     assert.equal(pretrain(params), true);
     assert.equal(params.baseIterations, 300, 'defaults are filled in');
