@@ -35,7 +35,9 @@ export class ParamSet {
   ): Variable {
     if (this.params.has(name)) throw new Error(`duplicate parameter name ${name}`);
     const trainable = options.trainable ?? true;
-    const variable = this.tf.variable(this.tf.tensor(values, shape), trainable);
+    const initial = this.tf.tensor(values, shape);
+    const variable = this.tf.variable(initial, trainable);
+    initial.dispose(); // the variable holds its own reference to the data
     this.params.set(name, { variable, trainable, decay: options.decay ?? false });
     return variable;
   }

@@ -17,6 +17,7 @@ import { datasetSynth } from '../../activities/dataset/synth-kind';
 import { runStepLocally } from '../../activities/step-context';
 import type { StepProgress } from '../../activities/step-kind';
 import { decodeCheckpoint } from '../../activities/train/checkpoint';
+import { isOutOfMemoryError } from '../../activities/train/loop';
 import { trainPretrain } from '../../activities/train/pretrain';
 import { trainDetector, type TrainDetectorParams } from '../../activities/train/train-detector';
 
@@ -187,6 +188,17 @@ describe('training kinds', () => {
     );
   });
 
+  it('maps real allocation failures to OutOfMemory and nothing else', () => {
+    let allocationFailure: unknown;
+    try {
+      new Float32Array(2 ** 40);
+    } catch (err) {
+      allocationFailure = err;
+    }
+    assert.ok(isOutOfMemoryError(allocationFailure), String(allocationFailure));
+    assert.equal(isOutOfMemoryError(new Error('tensor shape mismatch')), false);
+  });
+
   it('refuses a split with zero images', async () => {
     const empty = await store.putBytes(
       JSON.stringify({ images: [], annotations: [], categories: [{ id: 1, name: 'a' }] }),
@@ -253,6 +265,59 @@ describe('training kinds', () => {
     await assert.rejects(
       runStepLocally(trainDetector, { ...base, init: 'imagenet' }, { store, log: quiet }),
       isAblate('InvalidInput', /init "imagenet" needs `pretrained`/),
+    );
+  });
+
+  it('fine-tunes with frozen BN: the pre-trained statistics and affine parameters stay bitwise as they were', async () => {
+    const pre = await runStepLocally(
+      trainPretrain,
+      {
+        dataset: cls,
+        arch: 'tiny',
+        width: 4,
+        norm: 'bn',
+        schedule: '1x',
+        baseIterations: 6,
+        batchSize: 4,
+        lr: 0.05,
+        imageSize: 32,
+        seed: 1,
+        checkpointEvery: 0,
+        bnImagesPerReplica: 2,
+        backend: 'wasm',
+      },
+      { store, log: quiet },
+    );
+    const before = decodeCheckpoint(await store.getBytes(pre.outputs.weights as ArtifactRef)).tensors;
+    // Pre-training with BN moved the running statistics away from their (0, 1) initialisation.
+    assert.ok(Array.from(before.get('backbone.stem.norm.mean')?.data ?? []).some((v) => v !== 0));
+    const tuned = await runStepLocally(
+      trainDetector,
+      {
+        ...base,
+        init: 'imagenet',
+        pretrained: pre.outputs.weights as ArtifactRef,
+        norm: 'frozenbn',
+        baseIterations: 6,
+        evalEvery: 0,
+      },
+      { store, log: quiet },
+    );
+    const after = decodeCheckpoint(await store.getBytes(tuned.outputs.weights as ArtifactRef)).tensors;
+    const bytes = (t: { data: Float32Array } | undefined) =>
+      Buffer.from(t?.data.buffer ?? new ArrayBuffer(0));
+    for (const name of [
+      'backbone.stem.norm.mean',
+      'backbone.stem.norm.var',
+      'backbone.stem.norm.gamma',
+      'backbone.stage3.block0.norm2.beta',
+    ]) {
+      assert.deepEqual(bytes(after.get(name)), bytes(before.get(name)), `${name} changed`);
+    }
+    assert.notDeepEqual(
+      bytes(after.get('backbone.stem.conv.w')),
+      bytes(before.get('backbone.stem.conv.w')),
+      'conv weights are fine-tuned',
     );
   });
 });
