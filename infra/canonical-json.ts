@@ -2,7 +2,7 @@
  * Canonical JSON (object keys sorted, no whitespace) and content ids derived from it. Two values that
  * mean the same serialise to the same bytes, so their hashes can identify steps and cache entries.
  */
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
 
 /** Serialise with sorted keys. Rejects values JSON cannot represent (NaN, Infinity, functions). */
 export function canonicalJson(value: unknown): string {
@@ -39,7 +39,11 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+// The one-shot crypto.hash (Node 20.12+) is about twice as fast as createHash for small inputs.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 /** Hex sha256 of the canonical JSON of `value`. */
 export function contentHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  const text = canonicalJson(value);
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
 }

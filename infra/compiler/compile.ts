@@ -617,6 +617,7 @@ class Compiler {
       scope: Scope,
       signature: string,
       cellLabel: string,
+      shape?: string,
     ): string | undefined => {
       const cachedKey = memo.get(signature);
       if (cachedKey !== undefined) return cachedKey;
@@ -630,7 +631,7 @@ class Compiler {
         }
         throw err;
       }
-      const withParams = this.validateWith(t, resolved, steps, cellLabel);
+      const withParams = this.validateWith(t, resolved, steps, cellLabel, shape);
       if (!withParams) return undefined;
       const needs = new Set<string>();
       for (const dep of t.deps) {
@@ -712,14 +713,19 @@ class Compiler {
       }
       for (const c of matching) {
         const cell = cells[c]!;
-        const parts = [id];
-        for (const axis of t.axes) parts.push(cell.keys.get(axis) ?? '');
-        for (const dep of t.deps) parts.push(cellSteps[c]!.get(dep) ?? '-');
-        if (t.usesCellId) parts.push(cell.id);
-        const signature = parts.join('\u0001');
+        let shape = id;
+        for (const axis of t.axes) shape += `\u0001${cell.keys.get(axis) ?? ''}`;
+        if (t.usesCellId) shape += `\u0001${cell.id}`;
+        let signature = shape;
+        for (const dep of t.deps) {
+          const up = cellSteps[c]!.get(dep);
+          signature += `\u0001${up ?? '-'}`;
+          shape += up === undefined ? '\u0001-' : '\u0001+';
+        }
         // Most instances repeat an earlier resolution (same axis values and upstream steps): no scope needed.
         const key =
-          memo.get(signature) ?? register(t, cellScope(cell, cellSteps[c]!), signature, `in cell ${cell.id}`);
+          memo.get(signature) ??
+          register(t, new CellScope(cell, cellSteps[c]!), signature, `in cell ${cell.id}`, shape);
         if (key === undefined) continue;
         cellSteps[c]!.set(id, key);
         steps.get(key)!.cellIdx.push(c);
@@ -842,12 +848,26 @@ class Compiler {
    * placeholders for the check (an artifact reference for artifact outputs; value outputs are unknown
    * until run time, so errors at their place are not reported). Returns `with` with defaults filled in.
    */
+  /**
+   * Validated `with`s by "shape": instances of a template with the same axis values and the same
+   * dependencies present differ only in the upstream keys inside their references, so one validation
+   * (and one defaults fill-in) serves them all. Keyed by template id, axis values and which deps exist.
+   */
+  private readonly validated = new Map<string, { candidate: JsonObject; refPaths: string[][] }>();
+
   private validateWith(
     t: StepTemplate,
     resolved: JsonObject,
     steps: Map<string, PlannedStep>,
     cellLabel: string,
+    shape?: string,
   ): JsonObject | undefined {
+    const known = shape === undefined ? undefined : this.validated.get(shape);
+    if (known) {
+      const out = cloneJson(known.candidate) as JsonObject;
+      for (const path of known.refPaths) setAt(out, path, getAt(resolved, path));
+      return out;
+    }
     const refs: Array<{ path: string[]; ref: JsonObject }> = [];
     const ignored: string[] = [];
     const placeholder = (v: JsonValue, path: string[]): JsonValue => {
@@ -891,26 +911,56 @@ class Compiler {
         return undefined;
       }
     }
+    if (shape !== undefined && refs.every((r) => r.path.length > 0)) {
+      this.validated.set(shape, {
+        candidate: cloneJson(candidate) as JsonObject,
+        refPaths: refs.map((r) => r.path),
+      });
+    }
     // Put the references back where the placeholders were.
     for (const { path, ref } of refs) {
       if (path.length === 0) return ref;
-      let cur: JsonValue = candidate;
-      for (const seg of path.slice(0, -1)) cur = (cur as Record<string, JsonValue>)[seg]!;
-      (cur as Record<string, JsonValue>)[path[path.length - 1]!] = ref;
+      setAt(candidate, path, ref);
     }
     return candidate;
   }
 }
 
-function cellScope(cell: Cell, upstream: Map<string, string>): Scope {
-  return {
-    value: (axis) => cell.values[axis],
-    cellId: cell.id,
-    step: (dep) => {
-      const key = upstream.get(dep);
-      return key === undefined ? { kind: 'none' } : { kind: 'one', key };
-    },
-  };
+/** The scope of one cell (a class, not closures: created for every unique step, so it must be cheap). */
+class CellScope implements Scope {
+  constructor(
+    private readonly cell: Cell,
+    private readonly upstream: Map<string, string>,
+  ) {}
+  get cellId(): string {
+    return this.cell.id;
+  }
+  value(axis: string): JsonValue | undefined {
+    return this.cell.values[axis];
+  }
+  step(dep: string): OutputReferenceTarget {
+    const key = this.upstream.get(dep);
+    return key === undefined ? { kind: 'none' } : { kind: 'one', key };
+  }
+}
+
+function cloneJson(v: JsonValue): JsonValue {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(cloneJson);
+  const out: JsonObject = {};
+  for (const k in v) out[k] = cloneJson(v[k]!);
+  return out;
+}
+
+function getAt(root: JsonValue, path: readonly string[]): JsonValue {
+  let cur = root;
+  for (const seg of path) cur = (cur as Record<string, JsonValue>)[seg]!;
+  return cur;
+}
+
+function setAt(root: JsonValue, path: readonly string[], value: JsonValue): void {
+  const parent = getAt(root, path.slice(0, -1)) as Record<string, JsonValue>;
+  parent[path[path.length - 1]!] = value;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -113,6 +113,31 @@ export class FsBackend implements BlobBackend {
   async delete(key: string): Promise<void> {
     await rm(this.pathOf(key), { force: true });
   }
+
+  /**
+   * Remove temporary files older than `olderThanMs` (default: all), e.g. those of a writer that was
+   * killed mid-copy; they were never visible as artifacts. Returns how many were removed. Keep
+   * `olderThanMs` above the longest copy when other writers may be running.
+   */
+  async removeStaleTemp(options: { olderThanMs?: number } = {}): Promise<number> {
+    const cutoff = Date.now() - (options.olderThanMs ?? 0);
+    let entries: string[];
+    try {
+      entries = await readdir(this.tmpDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    let removed = 0;
+    for (const name of entries) {
+      const path = join(this.tmpDir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info || info.mtimeMs > cutoff) continue;
+      await rm(path, { force: true });
+      removed++;
+    }
+    return removed;
+  }
 }
 
 function translate(err: unknown, path: string): unknown {

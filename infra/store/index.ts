@@ -1,5 +1,6 @@
 /**
- * Store selection by URL: `file:///path` (the embedded default) or `s3://bucket/prefix`.
+ * Store selection by URL: `file:///path` (the embedded default) or `s3://bucket/prefix?…` (see
+ * s3-config.ts for the parameters and environment variables).
  */
 import { ErrorType, permanent } from '../errors';
 import { ArtifactStore } from './artifact-store';
@@ -11,6 +12,11 @@ export type { BlobBackend } from './backend';
 /** Open the artifact store at `url`. */
 export async function openStore(url: string): Promise<ArtifactStore> {
   if (url.startsWith('file://')) return new ArtifactStore(FsBackend.fromUrl(url));
+  if (url.startsWith('s3://')) {
+    // The AWS SDK is large: load it only when an S3 store is actually used.
+    const { S3Backend } = await import('./s3-backend');
+    return new ArtifactStore(await S3Backend.fromUrl(url));
+  }
   throw permanent(
     ErrorType.InvalidConfig,
     `unsupported artifact store URL ${JSON.stringify(url)}: use file:///path or s3://bucket/prefix`,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { WorkflowFailedError } from '@temporalio/client';
@@ -119,6 +119,14 @@ describe('pipeline runs on a real Temporal dev server', () => {
     assert.deepEqual([second.summary.counts.done, second.summary.counts.cached], [0, 7]);
     const forced = await runToEnd(session, doc, { noCache: true });
     assert.deepEqual([forced.summary.counts.done, forced.summary.counts.cached], [7, 0]);
+    // An output deleted behind ablate's back is not served from the cache: that step is recomputed.
+    const perA = second.summary.steps.find((s) => s.label === 'per[word=a]')!;
+    await rm(new URL((perA.outputs!.file as unknown as ArtifactRef).uri));
+    const repaired = await runToEnd(session, doc);
+    assert.deepEqual(
+      repaired.summary.steps.filter((s) => s.status === 'done').map((s) => s.label),
+      ['per[word=a]'],
+    );
     const changed = await runToEnd(session, { ...doc, grid: { word: ['a', 'b', 'z'] } });
     const recomputed = changed.summary.steps
       .filter((s) => s.status === 'done')
