@@ -6,6 +6,8 @@ import { evalCoco, evalVoc } from './eval/kinds';
 import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
 import type { StepKind } from './step-kind';
+import { trainPretrain } from './train/pretrain';
+import { trainDetector } from './train/train-detector';
 import { reportTable } from './report-table';
 import { utilConcat, utilFail, utilHash, utilNoop, utilWrite } from './util-kinds';
 
@@ -24,6 +26,8 @@ export const stepKinds: readonly AnyStepKind[] = [
   evalVoc,
   datasetSynth,
   datasetSplit,
+  trainPretrain,
+  trainDetector,
 ];
 
 const byName = new Map(stepKinds.map((k) => [k.name, k]));

@@ -1,0 +1,96 @@
+/**
+ * Pieces both training kinds share: starting the backend (and recording it in lineage), the run's
+ * configuration digest, and writing / reading weight artifacts.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { ErrorType, permanent } from '../../infra/errors';
+import type { ArtifactRef, JsonValue } from '../../workflows/plan-types';
+import type { StepContext } from '../step-kind';
+import { hasNvidiaGpu, initTrainingBackend, type BackendChoice, type TrainingRuntime } from './backend';
+import { checkShapes, decodeCheckpoint, writeCheckpointFile } from './checkpoint';
+import { registerFastConvGradients } from './conv-grads';
+import type { ParamSet } from './params';
+
+/** Media type of weight and checkpoint artifacts (safetensors layout, see checkpoint.ts). */
+export const WEIGHTS_MEDIA_TYPE = 'application/vnd.ablate.weights+safetensors';
+
+/** Starts the backend, registers the fast gradients and records the runtime in the step's lineage. */
+export async function startRuntime(ctx: StepContext, force?: BackendChoice): Promise<TrainingRuntime> {
+  const runtime = await initTrainingBackend({
+    force,
+    gpu: hasNvidiaGpu(),
+  });
+  registerFastConvGradients(runtime.tf);
+  ctx.annotate({
+    tfjsBackend: runtime.backend,
+    tfjsVersion: runtime.tfjsVersion,
+    threads: runtime.threads,
+    device: runtime.device,
+    ...(runtime.notes.length > 0 ? { tfjsNotes: runtime.notes } : {}),
+  });
+  return runtime;
+}
+
+/** sha256 of the canonical JSON (sorted keys) of `value`. */
+export function configDigest(value: unknown): string {
+  const canonical = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(canonical);
+    if (v && typeof v === 'object') {
+      return Object.fromEntries(
+        Object.keys(v as Record<string, unknown>)
+          .sort()
+          .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+      );
+    }
+    return v;
+  };
+  return `sha256:${createHash('sha256')
+    .update(JSON.stringify(canonical(value)))
+    .digest('hex')}`;
+}
+
+/** Publishes the parameters under `prefix` (all if empty) as a weights artifact with `metadata`. */
+export async function publishWeights(
+  ctx: StepContext,
+  params: ParamSet,
+  prefix: string,
+  metadata: JsonValue,
+): Promise<ArtifactRef> {
+  const path = join(ctx.workDir, `weights-${Date.now()}.safetensors`);
+  await writeCheckpointFile(path, params.toHost(prefix), metadata);
+  try {
+    return await ctx.publish(path, { mediaType: WEIGHTS_MEDIA_TYPE });
+  } finally {
+    await rm(path, { force: true });
+  }
+}
+
+/** What a pre-trained backbone artifact says about itself. */
+export interface BackboneMetadata {
+  kind?: string;
+  arch?: string;
+  width?: number;
+  norm?: string;
+}
+
+/**
+ * Loads the `backbone.*` tensors of a weights artifact into `params`. Every backbone parameter of the
+ * model must be present with the same shape: otherwise a ShapeMismatch names the layer.
+ */
+export async function loadPretrainedBackbone(
+  ctx: StepContext,
+  ref: ArtifactRef,
+  params: ParamSet,
+): Promise<BackboneMetadata> {
+  const source = `pre-trained weights ${ref.uri}`;
+  const ckpt = decodeCheckpoint(await ctx.readBytes(ref), source);
+  const expected = params.shapes('backbone.');
+  if (expected.size === 0)
+    throw permanent(ErrorType.InvalidInput, 'model has no backbone parameters to load');
+  checkShapes(expected, ckpt.tensors, source);
+  params.load(ckpt.tensors, expected.keys());
+  return (ckpt.metadata ?? {}) as BackboneMetadata;
+}

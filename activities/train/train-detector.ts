@@ -1,0 +1,170 @@
+/**
+ * `train.detector`: trains the CenterNet-style detector (detector.ts) on a COCO split, from an
+ * ImageNet-style pre-trained backbone (`init: imagenet`) or from He initialisation (`init: scratch`),
+ * with the paper's knobs: norm (gn | syncbn | bn | frozenbn), schedule (1x..6x, the paper's decay rule
+ * scaled by baseIterations / 90k), the training subset (the `train` split it is given), and optional
+ * periodic evaluation for AP-vs-iterations curves. tfjs is loaded only inside `run`.
+ */
+import type { ArtifactRef, StepOutputs } from '../../workflows/plan-types';
+import { artifactRefSchema, defineStepKind } from '../step-kind';
+import type { BackendChoice } from './backend';
+import type { NormKind } from './norms';
+import type { ArchName } from './resnet';
+
+/** Parameters of `train.detector`. */
+export interface TrainDetectorParams {
+  /** The image directory (tree); `file_name`s in the splits are relative to it. */
+  images: ArtifactRef;
+  /** COCO instances JSON of the training split (a subset, for the subset axis). */
+  train: ArtifactRef;
+  /** COCO instances JSON of the evaluation split. */
+  val: ArtifactRef;
+  init: 'imagenet' | 'scratch';
+  /** The `weights` output of `train.pretrain`; required iff init is imagenet. */
+  pretrained?: ArtifactRef | null;
+  norm: Exclude<NormKind, 'none'>;
+  /** "1x".."6x" (or the multiple as a number). */
+  schedule: string | number;
+  /** The 1x length in iterations. @default 300 (scale 300/90k = 1/300 of the paper's) */
+  baseIterations: number;
+  /** @default 'tiny' */
+  arch: ArchName;
+  /** Base width override (tiny: 16). */
+  width?: number;
+  /** @default 16 (the paper's) */
+  batchSize: number;
+  /** @default 0.02 (the paper's, for batch 16) */
+  lr: number;
+  /** @default baseIterations / 6 */
+  warmupIterations?: number;
+  /** @default 1/3 */
+  warmupFactor?: number;
+  /** Square input side, letterboxed. @default 64 */
+  imageSize: number;
+  /** @default 0 */
+  seed: number;
+  /** @default 100 (0: never) */
+  checkpointEvery: number;
+  /** Evaluate on val every K iterations for the AP curve (0: at the end only). @default 0 */
+  evalEvery: number;
+  /** bn: images per simulated replica (per-GPU batch). @default 2 */
+  bnImagesPerReplica: number;
+  /** GroupNorm groups. @default 8 for tiny, 32 otherwise */
+  gnGroups?: number;
+  /** Memory the step may use, MiB. @default 4096 on wasm, 75% of RAM on cpu, unchecked on native */
+  memoryLimitMb?: number;
+  /** Force a tfjs backend instead of the automatic choice. */
+  backend?: BackendChoice;
+}
+
+/** Defaults of the optional parameters (the paper's values where it has one). */
+export const DETECTOR_DEFAULTS = {
+  baseIterations: 300,
+  arch: 'tiny' as ArchName,
+  batchSize: 16,
+  lr: 0.02,
+  imageSize: 64,
+  seed: 0,
+  checkpointEvery: 100,
+  evalEvery: 0,
+  bnImagesPerReplica: 2,
+};
+
+const backendEnum = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+/** `train.detector`. */
+export const trainDetector = defineStepKind<TrainDetectorParams>({
+  name: 'train.detector',
+  version: '1',
+  summary:
+    'Train a detector (ResNet + FPN-lite + CenterNet head) from ImageNet pre-training or from scratch.',
+  queue: 'gpu',
+  withSchema: {
+    type: 'object',
+    required: ['images', 'train', 'val', 'init', 'norm', 'schedule'],
+    properties: {
+      images: { ...artifactRefSchema, description: 'Image directory (tree artifact).' },
+      train: { ...artifactRefSchema, description: 'COCO instances JSON of the training split.' },
+      val: { ...artifactRefSchema, description: 'COCO instances JSON of the evaluation split.' },
+      init: { enum: ['imagenet', 'scratch'], description: 'Pre-trained backbone or He initialisation.' },
+      pretrained: {
+        oneOf: [artifactRefSchema, { type: 'null' }],
+        description: 'The weights output of train.pretrain (required iff init is imagenet).',
+      },
+      norm: { enum: ['gn', 'syncbn', 'bn', 'frozenbn'] },
+      schedule: {
+        oneOf: [
+          { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?x$' },
+          { type: 'number', exclusiveMinimum: 0 },
+        ],
+        description:
+          '"1x".."6x": N times baseIterations; LR x0.1 at the paper\'s last 60k and last 20k, scaled.',
+      },
+      baseIterations: {
+        type: 'integer',
+        minimum: 3,
+        default: 300,
+        description: 'The 1x length (the paper: 90000).',
+      },
+      arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
+      width: { type: 'integer', minimum: 4, maximum: 256 },
+      batchSize: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
+      lr: { type: 'number', exclusiveMinimum: 0, default: 0.02 },
+      warmupIterations: { type: 'integer', minimum: 0 },
+      warmupFactor: { type: 'number', minimum: 0, maximum: 1 },
+      imageSize: { type: 'integer', minimum: 32, maximum: 2048, multipleOf: 32, default: 64 },
+      seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
+      checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
+      evalEvery: { type: 'integer', minimum: 0, default: 0 },
+      bnImagesPerReplica: { type: 'integer', minimum: 1, default: 2 },
+      gnGroups: { type: 'integer', minimum: 1 },
+      memoryLimitMb: { type: 'integer', minimum: 1 },
+      backend: { enum: backendEnum },
+    },
+    allOf: [
+      {
+        if: { properties: { init: { const: 'imagenet' } }, required: ['init'] },
+        then: { required: ['pretrained'], properties: { pretrained: artifactRefSchema } },
+        else: { properties: { pretrained: { type: 'null' } } },
+      },
+      {
+        if: { properties: { norm: { const: 'frozenbn' } }, required: ['norm'] },
+        then: { properties: { init: { const: 'imagenet' } } },
+      },
+    ],
+    additionalProperties: false,
+  },
+  outputs: {
+    weights: {
+      type: 'artifact',
+      description: 'All detector weights (safetensors layout).',
+      mediaType: 'application/vnd.ablate.weights+safetensors',
+    },
+    detections: {
+      type: 'artifact',
+      description: 'COCO results JSON of the final model on val.',
+      mediaType: 'application/json',
+    },
+    lossCurve: {
+      type: 'artifact',
+      description: '{iterations, points: [[iteration, mean loss]]}.',
+      mediaType: 'application/json',
+    },
+    apCurve: {
+      type: 'artifact',
+      description: '{points: [{iteration, AP, AP50, AP75}]} (every evalEvery, and the end).',
+      mediaType: 'application/json',
+    },
+    metrics: {
+      type: 'value',
+      description: 'AP, AP50, AP75 (COCO evaluator, 0..1) on val; iterations; imagesPerSec; schedule.',
+    },
+  },
+  // Minutes per 1x at demo scale; hours at full scale. Heartbeats come every iteration, so a lost
+  // worker is noticed within the heartbeat timeout and the retry resumes from the last checkpoint.
+  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 10 * 60_000, retry: { maxAttempts: 5 } },
+  async run(params, ctx): Promise<StepOutputs> {
+    const { runTrainDetector } = await import('./detector-run');
+    return runTrainDetector(params, ctx);
+  },
+});
