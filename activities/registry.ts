@@ -3,8 +3,10 @@
  * Kind modules import heavy libraries lazily, so importing this registry is cheap.
  */
 import { evalCoco, evalVoc } from './eval/kinds';
+import { datasetImport } from './dataset/import-kind';
 import { datasetSplit } from './dataset/split-kind';
 import { datasetSynth } from './dataset/synth-kind';
+import { datasetVoc2Coco } from './dataset/voc2coco-kind';
 import type { StepKind } from './step-kind';
 import { trainPretrain } from './train/pretrain';
 import { trainDetector } from './train/train-detector';
@@ -26,6 +28,8 @@ export const stepKinds: readonly AnyStepKind[] = [
   evalVoc,
   datasetSynth,
   datasetSplit,
+  datasetImport,
+  datasetVoc2Coco,
   trainPretrain,
   trainDetector,
 ];

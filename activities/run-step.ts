@@ -152,7 +152,8 @@ export function createRunStep(deps: RunStepDeps) {
       assertStepParams(kind, params, step.label);
       const cacheKey = cacheKeyOf(kind.name, kind.version, params);
 
-      if (step.cache && !input.noCache) {
+      const cacheable = step.cache && kind.cacheable !== false;
+      if (cacheable && !input.noCache) {
         const hit = await store.getRecord<CacheEntry>(recordKeys.cache(cacheKey));
         if (hit && (await outputsPresent(hit.outputs))) {
           await writeStepRecord({ status: 'cached', outputs: hit.outputs, provenance: hit.provenance });
@@ -249,34 +250,38 @@ export function createRunStep(deps: RunStepDeps) {
         endedAt: endedAt.toISOString(),
       };
       const provenance = await store.putJson(record, 'application/vnd.ablate.provenance+json');
-      await store.putRecord(recordKeys.openLineage(input.runId, step.key), {
-        events: openLineageEvents(record, deps.lineageNamespace ?? store.url),
-      });
-      await writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt);
-      for (const [output, value] of Object.entries(outputs)) {
-        if (!isArtifactRef(value) || (await store.getRecord(recordKeys.producer(value.digest)))) continue;
+      const entry: CacheEntry = {
+        cacheKey,
+        uses: kind.name,
+        kindVersion: kind.version,
+        outputs,
+        provenance,
+        runId: input.runId,
+        stepKey: step.key,
+        createdAt: endedAt.toISOString(),
+      };
+      const recordProducer = async (output: string, digest: string) => {
+        if (await store.getRecord(recordKeys.producer(digest))) return; // the first producer stays
         const producer: ProducerRecord = {
-          digest: value.digest,
+          digest,
           runId: input.runId,
           stepKey: step.key,
           label: step.label,
           output,
         };
-        await store.putRecord(recordKeys.producer(value.digest), producer);
-      }
-      if (step.cache) {
-        const entry: CacheEntry = {
-          cacheKey,
-          uses: kind.name,
-          kindVersion: kind.version,
-          outputs,
-          provenance,
-          runId: input.runId,
-          stepKey: step.key,
-          createdAt: endedAt.toISOString(),
-        };
-        await store.putRecord(recordKeys.cache(cacheKey), entry);
-      }
+        await store.putRecord(recordKeys.producer(digest), producer);
+      };
+      // Independent writes, so in parallel; all are done before the step reports success.
+      await Promise.all([
+        store.putRecord(recordKeys.openLineage(input.runId, step.key), {
+          events: openLineageEvents(record, deps.lineageNamespace ?? store.url),
+        }),
+        writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt),
+        ...Object.entries(outputs).map(([name, v]) =>
+          isArtifactRef(v) ? recordProducer(name, v.digest) : undefined,
+        ),
+        cacheable ? store.putRecord(recordKeys.cache(cacheKey), entry) : undefined,
+      ]);
       return { cached: false, durationMs: Date.now() - started };
 
       async function writeStepRecord(

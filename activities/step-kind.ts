@@ -78,6 +78,11 @@ export interface StepKind<P = Record<string, unknown>> {
   /** JSON Schema (draft 2020-12) of the step's `with`; published under pipelines/kinds/. */
   withSchema: JsonSchema;
   outputs: Record<string, OutputSpec>;
+  /**
+   * False for kinds whose outputs depend on more than their parameters (e.g. files read from a path):
+   * their results are never taken from the step cache. @default true
+   */
+  cacheable?: boolean;
   /** Defaults for the step's limits; the pipeline's `timeout` / `retry` override them. */
   defaults?: { timeoutMs?: number; heartbeatTimeoutMs?: number; retry?: Partial<RetrySpec> };
   /** Does the work. `params` is the validated `with`, with upstream outputs bound in. */

@@ -19,7 +19,7 @@ export async function cacheStatus(plan: Plan, store: ArtifactStore): Promise<Map
   const outputs = new Map<string, StepOutputs>();
   for (const step of plan.steps) {
     const kind = getStepKind(step.uses);
-    if (!kind || !step.cache) {
+    if (!kind || !step.cache || kind.cacheable === false) {
       state.set(step.key, 'run');
       continue;
     }

@@ -114,7 +114,8 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
 
   const imagesDir = await ctx.fetch(p.images);
   const trainSet = await loadDetectionSet(imagesDir, await ctx.fetch(p.train), 'the train split');
-  const valSet = await loadDetectionSet(imagesDir, await ctx.fetch(p.val), 'the val split');
+  const valImagesDir = p.valImages ? await ctx.fetch(p.valImages) : imagesDir;
+  const valSet = await loadDetectionSet(valImagesDir, await ctx.fetch(p.val), 'the val split');
   if (trainSet.categoryIds.join() !== valSet.categoryIds.join()) {
     throw permanent(
       ErrorType.InvalidInput,
@@ -158,6 +159,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
       kind: 'train.detector',
       ...p,
       images: p.images.digest,
+      valImages: p.valImages?.digest ?? null,
       train: p.train.digest,
       val: p.val.digest,
       pretrained: p.pretrained?.digest ?? null,

@@ -19,6 +19,8 @@ export interface TrainDetectorParams {
   train: ArtifactRef;
   /** COCO instances JSON of the evaluation split. */
   val: ArtifactRef;
+  /** The val split's image directory when it is not `images` (COCO keeps train2017/ and val2017/ apart). */
+  valImages?: ArtifactRef | null;
   init: 'imagenet' | 'scratch';
   /** The `weights` output of `train.pretrain`; required iff init is imagenet. */
   pretrained?: ArtifactRef | null;
@@ -86,6 +88,10 @@ export const trainDetector = defineStepKind<TrainDetectorParams>({
       images: { ...artifactRefSchema, description: 'Image directory (tree artifact).' },
       train: { ...artifactRefSchema, description: 'COCO instances JSON of the training split.' },
       val: { ...artifactRefSchema, description: 'COCO instances JSON of the evaluation split.' },
+      valImages: {
+        oneOf: [artifactRefSchema, { type: 'null' }],
+        description: "The val split's image directory, when not `images` (e.g. COCO val2017/).",
+      },
       init: { enum: ['imagenet', 'scratch'], description: 'Pre-trained backbone or He initialisation.' },
       pretrained: {
         oneOf: [artifactRefSchema, { type: 'null' }],

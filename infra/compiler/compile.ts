@@ -381,21 +381,14 @@ class Compiler {
         const wanted = Array.isArray(v) ? v : [v];
         const keys = new Set<string>();
         for (const w of wanted) {
-          const key = canonicalJson(w);
+          const key = this.axisValueKey(axis, w);
           const known = this.axisValues.get(axis)!;
           if (!known.has(key)) {
-            const hint =
-              typeof w === 'string'
-                ? suggest(
-                    w,
-                    [...known]
-                      .map((k) => JSON.parse(k) as unknown)
-                      .filter((x): x is string => typeof x === 'string'),
-                  )
-                : undefined;
+            const labels = [...known].map((k) => valueLabel(JSON.parse(k) as JsonValue));
+            const hint = typeof w === 'string' ? suggest(w, labels) : undefined;
             this.issue(
               at,
-              `${show(w)} is not a value of axis "${axis}" (values: ${[...known].join(', ')})${hint ? `; did you mean "${hint}"?` : ''}`,
+              `${show(w)} is not a value of axis "${axis}" (values: ${labels.map((l) => JSON.stringify(l)).join(', ')})${hint ? `; did you mean "${hint}"?` : ''}`,
             );
           }
           keys.add(key);
@@ -428,6 +421,21 @@ class Compiler {
       heartbeatTimeoutMs: heartbeatTimeoutMs ?? STEP_DEFAULTS.heartbeatTimeoutMs,
       cache: raw.cache !== false,
     });
+  }
+
+  /**
+   * The canonical key of a value of `axis` as written in `when` / `exclude`: an object value can also be
+   * named by its `name` (`"data": "10k"` for `{"name": "10k", "images": 10000}`).
+   */
+  private axisValueKey(axis: string, value: unknown): string {
+    const key = canonicalJson(value);
+    const known = this.axisValues.get(axis);
+    if (!known || known.has(key) || typeof value !== 'string') return key;
+    for (const k of known) {
+      const v = JSON.parse(k) as unknown;
+      if (isObject(v) && v.name === value) return k;
+    }
+    return key;
   }
 
   private checkAxis(axis: string, at: string, source?: string): boolean {
@@ -532,7 +540,7 @@ class Compiler {
     const excludeMatchers = exclude.map((entry) =>
       Object.entries(entry).map(([axis, v]) => ({
         axis,
-        keys: new Set((Array.isArray(v) ? v : [v]).map((x) => canonicalJson(x))),
+        keys: new Set((Array.isArray(v) ? v : [v]).map((x) => this.axisValueKey(axis, x))),
       })),
     );
     const cells: Cell[] = [];

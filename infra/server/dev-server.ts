@@ -184,6 +184,16 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'pretty',
     '--log-level',
     'warn',
+    // Lets a worker that completes a workflow task start the activities it scheduled on its own queue
+    // at once, without a round trip through the matching service: less overhead per step.
+    '--dynamic-config-value',
+    'system.enableActivityEagerExecution=true',
+    // Write-ahead log, synced at checkpoints rather than every commit: state survives a crash of
+    // ablate or the server (the OS keeps the log), and each step costs fewer fsyncs.
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
     ...(uiPort ? ['--ui-port', String(uiPort)] : ['--headless']),
   ];
   const out = openSync(logPath, 'a');
