@@ -3,7 +3,7 @@
  * stays in the store), and write the run summary at the end.
  */
 import type { ArtifactStore } from '../infra/store/index';
-import { decodeStatuses, type GraphStep } from '../workflows/dag';
+import { decodeStatuses, emptyCounts, type GraphStep } from '../workflows/dag';
 import type { ArtifactRef, StepStatus } from '../workflows/plan-types';
 import type { LoadedPlan } from './plan-loader';
 import {
@@ -102,15 +102,7 @@ export function createOrchestrationActivities(deps: {
       const complete = own.every((s) => s.status === 'done' || s.status === 'cached');
       return { id: cell.id, values: cell.values, status: complete ? 'completed' : 'cancelled' };
     });
-    const counts: Record<StepStatus, number> = {
-      pending: 0,
-      running: 0,
-      done: 0,
-      cached: 0,
-      failed: 0,
-      skipped: 0,
-      cancelled: 0,
-    };
+    const counts = emptyCounts();
     for (const s of statuses) counts[s]++;
     const summary: RunSummary = {
       runId: input.runId,

@@ -10,7 +10,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { StepHeartbeat } from '../activities/run-step';
 import { recordKeys, type RunSummary } from '../activities/run-records';
 import type { StepProgress } from '../activities/step-kind';
-import { decodeStatuses } from '../workflows/dag';
+import { decodeStatuses, emptyCounts } from '../workflows/dag';
 import { progressQuery, type PipelineRunInput, type RunProgress } from '../workflows/pipeline-run';
 import type { ArtifactRef, Plan, StepStatus } from '../workflows/plan-types';
 import { AblateError, ErrorType } from './errors';
@@ -139,15 +139,7 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     runId,
     workflowStatus: status,
     plan,
-    counts: {
-      pending: plan.steps.length,
-      running: 0,
-      done: 0,
-      cached: 0,
-      failed: 0,
-      skipped: 0,
-      cancelled: 0,
-    },
+    counts: { ...emptyCounts(), pending: plan.steps.length },
     steps: plan.steps.map((s) => ({ key: s.key, label: s.label, uses: s.uses, status: 'pending' })),
     startedAt,
     closedAt,

@@ -31,6 +31,11 @@ const CODE: Record<StepStatus, string> = {
 };
 const STATUS = Object.fromEntries(Object.entries(CODE).map(([s, c]) => [c, s])) as Record<string, StepStatus>;
 
+/** Zero steps in every status. */
+export function emptyCounts(): Record<StepStatus, number> {
+  return { pending: 0, running: 0, done: 0, cached: 0, failed: 0, skipped: 0, cancelled: 0 };
+}
+
 export const FINISHED: ReadonlySet<StepStatus> = new Set([
   'done',
   'cached',
@@ -126,15 +131,7 @@ export class DagState {
   }
 
   counts(): Record<StepStatus, number> {
-    const counts: Record<StepStatus, number> = {
-      pending: 0,
-      running: 0,
-      done: 0,
-      cached: 0,
-      failed: 0,
-      skipped: 0,
-      cancelled: 0,
-    };
+    const counts = emptyCounts();
     for (const s of this.status) counts[s]++;
     return counts;
   }

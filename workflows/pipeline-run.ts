@@ -32,7 +32,7 @@ import {
 
 import type { createActivities } from '../activities/index';
 import type { RunSummaryResult } from '../activities/orchestration';
-import { DagState, runStatus, type GraphStep } from './dag';
+import { DagState, emptyCounts, runStatus, type GraphStep } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -97,15 +97,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
       phase,
       generation,
       historyLength: workflowInfo().historyLength,
-      counts: state?.counts() ?? {
-        pending: 0,
-        running: 0,
-        done: 0,
-        cached: 0,
-        failed: 0,
-        skipped: 0,
-        cancelled: 0,
-      },
+      counts: state?.counts() ?? emptyCounts(),
       statuses: state?.encode() ?? '',
       running: state
         ? [...since].map(([i, sinceMs]) => ({

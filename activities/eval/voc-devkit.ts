@@ -13,31 +13,10 @@ import { basename, join, relative } from 'node:path';
 
 import { ErrorType, permanent } from '../../infra/errors';
 import type { VocBoxes, VocDetections, VocGroundTruth } from './voc';
+import { VOC_CLASSES } from '../dataset/voc';
 import { child, parseXml, XmlError, type XmlElement } from './xml';
 
-/** The 20 PASCAL VOC classes, in the devkit's order. */
-export const VOC_CLASSES = [
-  'aeroplane',
-  'bicycle',
-  'bird',
-  'boat',
-  'bottle',
-  'bus',
-  'car',
-  'cat',
-  'chair',
-  'cow',
-  'diningtable',
-  'dog',
-  'horse',
-  'motorbike',
-  'person',
-  'pottedplant',
-  'sheep',
-  'sofa',
-  'train',
-  'tvmonitor',
-] as const;
+export { VOC_CLASSES } from '../dataset/voc';
 
 function bad(message: string): never {
   throw permanent(ErrorType.InvalidInput, message);

@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
-
-import { compilePipeline, DEFAULT_MAX_CELLS } from '../../compiler/compile';
-import { PipelineInvalidError } from '../../compiler/issues';
+import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
+import { compileFileForCli } from '../compile-file';
 import { planToDot, planToJson, planToText } from '../render-plan';
 
 /** `ablate plan FILE [--json | --dot]`: what a pipeline will run. */
@@ -35,22 +33,8 @@ saved), and the DAG in a topological order.
     if (extra.length) throw new UsageError(`one pipeline file at a time (got ${args.positionals.length})`);
     if (args.values.json && args.values.dot) throw new UsageError('--json and --dot exclude each other');
     const maxCells = intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new UsageError(
-        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
-    let plan;
-    try {
-      plan = compilePipeline(text, { file, maxCells });
-    } catch (err) {
-      if (!(err instanceof PipelineInvalidError)) throw err;
-      for (const line of err.lines()) console.error(line);
-      return 1;
-    }
+    const plan = await compileFileForCli(file, maxCells);
+    if (!plan) return 1;
     let statuses: Map<string, string> | undefined;
     if (args.values.cached) {
       const { resolveConfig } = await import('../../../temporal.config');

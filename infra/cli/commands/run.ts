@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
-
-import { compilePipeline, DEFAULT_MAX_CELLS } from '../../compiler/compile';
-import { PipelineInvalidError } from '../../compiler/issues';
+import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
+import { compileFileForCli } from '../compile-file';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
@@ -49,22 +47,8 @@ ${configFlagsHelp}`,
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
     const config = configFrom(args, { maxParallel });
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new UsageError(
-        `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
-    let plan;
-    try {
-      plan = compilePipeline(text, { file, maxCells: intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1) });
-    } catch (err) {
-      if (!(err instanceof PipelineInvalidError)) throw err;
-      for (const line of err.lines()) console.error(line);
-      return 1;
-    }
+    const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
+    if (!plan) return 1;
     const detach = args.values.detach === true;
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
