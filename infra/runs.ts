@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import proto from '@temporalio/proto';
 
 import type { StepHeartbeat } from '../activities/run-step';
 import { recordKeys, type RunSummary } from '../activities/run-records';
@@ -80,6 +81,8 @@ export interface StepView {
   uses: string;
   status: StepStatus;
   attempt?: number;
+  /** Dispatched by the workflow but not yet picked up by a worker (e.g. waiting for a free GPU slot). */
+  queued?: boolean;
   progress?: StepProgress;
   lastHeartbeatAt?: Date;
   error?: string;
@@ -189,6 +192,8 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     const s = byKey.get(pending.activityId ?? '');
     if (!s) continue;
     s.attempt = pending.attempt ?? undefined;
+    s.queued =
+      pending.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED;
     const payload = pending.heartbeatDetails?.payloads?.[0];
     if (payload) {
       const details = defaultPayloadConverter.fromPayload<StepHeartbeat>(payload);

@@ -8,7 +8,13 @@ import { formatDurationMs } from '../compiler/duration';
 import type { RunView, StepView } from '../runs';
 import { table } from './render-plan';
 
-const ICON: Record<StepStatus, string> = {
+/** What to call a step's state on screen: a dispatched step no worker has taken yet is "queued". */
+function shownStatus(s: StepView): StepStatus | 'queued' {
+  return s.status === 'running' && s.queued ? 'queued' : s.status;
+}
+
+const ICON: Record<StepStatus | 'queued', string> = {
+  queued: '…',
   pending: '·',
   running: '▶',
   done: '✔',
@@ -65,7 +71,11 @@ export function liveText(view: RunView, elapsedMs: number, maxRows = 25): string
         s.label,
         s.uses,
         s.attempt && s.attempt > 1 ? `attempt ${s.attempt}` : '',
-        s.status === 'failed' ? (s.error ?? 'failed') : progressText(s),
+        s.status === 'failed'
+          ? (s.error ?? 'failed')
+          : s.queued
+            ? 'queued: waiting for a worker slot'
+            : progressText(s),
       ]);
     lines.push(...table(['', 'step', 'kind', 'attempt', 'progress'], rows).map((l) => `  ${l}`));
     if (interesting.length > maxRows) lines.push(`  … and ${interesting.length - maxRows} more`);
@@ -75,16 +85,17 @@ export function liveText(view: RunView, elapsedMs: number, maxRows = 25): string
 }
 
 /** A plain line per step that changed status (for logs). */
-export function changeLines(before: Map<string, StepStatus>, view: RunView, elapsedMs: number): string[] {
+export function changeLines(before: Map<string, string>, view: RunView, elapsedMs: number): string[] {
   const out: string[] = [];
   const stamp = formatDurationMs(elapsedMs).padStart(6);
   for (const s of view.steps) {
+    const shown = shownStatus(s);
     const prev = before.get(s.key);
-    if (prev === s.status) continue;
-    before.set(s.key, s.status);
-    if (s.status === 'pending') continue;
+    if (prev === shown) continue;
+    before.set(s.key, shown);
+    if (shown === 'pending') continue;
     out.push(
-      `[${stamp}] ${s.status.padEnd(9)} ${s.label} (${s.uses})${s.error && (s.status === 'failed' || s.status === 'skipped') ? `: ${s.error}` : ''}`,
+      `[${stamp}] ${shown.padEnd(9)} ${s.label} (${s.uses})${s.error && (s.status === 'failed' || s.status === 'skipped') ? `: ${s.error}` : ''}`,
     );
   }
   return out;

@@ -3,7 +3,6 @@
  * then the results table, and with --json one JSON object as the last line.
  */
 import type { RunSummary } from '../../activities/run-records';
-import type { StepStatus } from '../../workflows/plan-types';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
 import { changeLines, liveText, resultsText } from './render-run';
@@ -32,7 +31,7 @@ export async function watchRun(
   };
   process.on('SIGINT', onSigint);
   const closed = waitForRun(session, runId).then((r) => ({ kind: 'closed' as const, ...r }));
-  const seen = new Map<string, StepStatus>();
+  const seen = new Map<string, string>();
   let drawnLines = 0;
   let lastView: RunView | undefined;
   const draw = (view: RunView) => {
