@@ -4,6 +4,17 @@
  */
 import crypto from 'node:crypto';
 
+// Keys repeat endlessly in a plan (`$from`, `step`, `output`, ...): quote each once.
+const quotedKeys = new Map<string, string>();
+function quotedKey(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = `${JSON.stringify(key)}:`;
+    if (quotedKeys.size < 10_000) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
 /** Serialise with sorted keys. Rejects values JSON cannot represent (NaN, Infinity, functions). */
 export function canonicalJson(value: unknown): string {
   switch (typeof value) {
@@ -23,13 +34,14 @@ export function canonicalJson(value: unknown): string {
         return `${out}]`;
       }
       const obj = value as Record<string, unknown>;
-      const keys = Object.keys(obj).sort();
+      const keys = Object.keys(obj);
+      if (keys.length > 1) keys.sort();
       let out = '{';
       let first = true;
       for (const key of keys) {
         const v = obj[key];
         if (v === undefined) continue;
-        out += `${first ? '' : ','}${JSON.stringify(key)}:${canonicalJson(v)}`;
+        out += `${first ? '' : ','}${quotedKey(key)}${canonicalJson(v)}`;
         first = false;
       }
       return `${out}}`;
@@ -42,8 +54,12 @@ export function canonicalJson(value: unknown): string {
 // The one-shot crypto.hash (Node 20.12+) is about twice as fast as createHash for small inputs.
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
 
+/** Hex sha256 of a string. */
+export function sha256Hex(text: string): string {
+  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
+}
+
 /** Hex sha256 of the canonical JSON of `value`. */
 export function contentHash(value: unknown): string {
-  const text = canonicalJson(value);
-  return oneShot ? oneShot('sha256', text, 'hex') : crypto.createHash('sha256').update(text).digest('hex');
+  return sha256Hex(canonicalJson(value));
 }

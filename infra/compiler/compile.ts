@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import pipelineSchema from '../../pipelines/pipeline.schema.json' with { type: 'json' };
 import { getStepKind, stepKindNames } from '../../activities/registry';
 import type { StepKind } from '../../activities/step-kind';
-import { canonicalJson, contentHash } from '../canonical-json';
+import { canonicalJson, contentHash, sha256Hex } from '../canonical-json';
 import { suggest } from '../did-you-mean';
 import type {
   JsonObject,
@@ -166,6 +166,12 @@ const PENDING_DIGEST = `sha256:${'0'.repeat(64)}`;
 class Compiler {
   readonly issues: PipelineIssue[] = [];
   private readonly issueKeys = new Set<string>();
+  /**
+   * Validated `with`s by "shape" (template, axis values, which dependencies exist): instances with the
+   * same shape differ only in the upstream keys inside their references, so one resolution, validation
+   * and serialisation serves them all.
+   */
+  private readonly shapes = new Map<string, StepShape>();
   private doc: Record<string, unknown> = {};
   private axes: string[] = [];
   private axisValues = new Map<string, Set<string>>();
@@ -620,47 +626,23 @@ class Compiler {
     const memo = new Map<string, string>();
     let instances = 0;
 
-    const register = (
+    const addStep = (
       t: StepTemplate,
-      scope: Scope,
-      signature: string,
-      cellLabel: string,
-      shape?: string,
-    ): string | undefined => {
-      const cachedKey = memo.get(signature);
-      if (cachedKey !== undefined) return cachedKey;
-      let resolved: JsonObject;
-      try {
-        resolved = this.resolve(t.raw, `${t.pointer}/with`, scope) as JsonObject;
-      } catch (err) {
-        if (err instanceof ResolveError) {
-          this.cellIssue(err.pointer, err.message, cellLabel);
-          return undefined;
-        }
-        throw err;
-      }
-      const withParams = this.validateWith(t, resolved, steps, cellLabel, shape);
-      if (!withParams) return undefined;
-      const needs = new Set<string>();
-      for (const dep of t.deps) {
-        const target = scope.step(dep);
-        if (target.kind === 'one') needs.add(target.key);
-        else if (target.kind === 'list') for (const item of target.items) needs.add(item.key);
-      }
-      const needList = [...needs].sort();
-      const key = contentHash({ uses: t.kind.name, with: withParams, needs: needList }).slice(0, 16);
-      memo.set(signature, key);
+      key: string,
+      withParams: () => JsonObject,
+      needList: string[],
+    ): void => {
       const existing = steps.get(key);
       if (existing) {
         if (!existing.ids.includes(t.id)) existing.ids.push(t.id);
-        return key;
+        return;
       }
       steps.set(key, {
         key,
         id: t.id,
         ids: [t.id],
         uses: t.kind.name,
-        with: withParams,
+        with: withParams(),
         needs: needList,
         queue: t.queue,
         retry: t.retry,
@@ -671,6 +653,58 @@ class Compiler {
         label: t.id,
         cellIdx: [],
       });
+    };
+    const needsOf = (t: StepTemplate, scope: Scope): string[] => {
+      const needs = new Set<string>();
+      for (const dep of t.deps) {
+        const target = scope.step(dep);
+        if (target.kind === 'one') needs.add(target.key);
+        else if (target.kind === 'list') for (const item of target.items) needs.add(item.key);
+      }
+      return [...needs].sort();
+    };
+
+    const register = (
+      t: StepTemplate,
+      scope: Scope,
+      signature: string,
+      cellLabel: string,
+      shape?: string,
+    ): string | undefined => {
+      const cachedKey = memo.get(signature);
+      if (cachedKey !== undefined) return cachedKey;
+      const known = shape === undefined ? undefined : this.shapes.get(shape);
+      if (known) {
+        // Same shape as a step already validated: only the upstream keys differ. Build the canonical
+        // JSON from the stored pieces instead of resolving, validating and serialising again.
+        const refKeys = known.refs.map((r) => (scope.step(r.dep) as { key: string }).key);
+        const needList = needsOf(t, scope);
+        const key = stepKey(t.kind.name, needList, assembleCanonical(known, refKeys));
+        memo.set(signature, key);
+        addStep(t, key, () => instantiateShape(known, refKeys), needList);
+        return key;
+      }
+      let resolved: JsonObject;
+      try {
+        resolved = this.resolve(t.raw, `${t.pointer}/with`, scope) as JsonObject;
+      } catch (err) {
+        if (err instanceof ResolveError) {
+          this.cellIssue(err.pointer, err.message, cellLabel);
+          return undefined;
+        }
+        throw err;
+      }
+      const validated = this.validateWith(t, resolved, steps, cellLabel);
+      if (!validated) return undefined;
+      const withParams = validated.params;
+      const needList = needsOf(t, scope);
+      const key = stepKey(t.kind.name, needList, canonicalJson(withParams));
+      if (shape !== undefined) {
+        const made = makeShape(t, scope, withParams, validated.refs);
+        if (made) this.shapes.set(shape, made);
+      }
+      memo.set(signature, key);
+      addStep(t, key, () => withParams, needList);
       return key;
     };
 
@@ -856,26 +890,12 @@ class Compiler {
    * placeholders for the check (an artifact reference for artifact outputs; value outputs are unknown
    * until run time, so errors at their place are not reported). Returns `with` with defaults filled in.
    */
-  /**
-   * Validated `with`s by "shape": instances of a template with the same axis values and the same
-   * dependencies present differ only in the upstream keys inside their references, so one validation
-   * (and one defaults fill-in) serves them all. Keyed by template id, axis values and which deps exist.
-   */
-  private readonly validated = new Map<string, { candidate: JsonObject; refPaths: string[][] }>();
-
   private validateWith(
     t: StepTemplate,
     resolved: JsonObject,
     steps: Map<string, PlannedStep>,
     cellLabel: string,
-    shape?: string,
-  ): JsonObject | undefined {
-    const known = shape === undefined ? undefined : this.validated.get(shape);
-    if (known) {
-      const out = cloneJson(known.candidate) as JsonObject;
-      for (const path of known.refPaths) setAt(out, path, getAt(resolved, path));
-      return out;
-    }
+  ): { params: JsonObject; refs: Array<{ path: string[]; ref: JsonObject }> } | undefined {
     const refs: Array<{ path: string[]; ref: JsonObject }> = [];
     const ignored: string[] = [];
     const placeholder = (v: JsonValue, path: string[]): JsonValue => {
@@ -919,19 +939,80 @@ class Compiler {
         return undefined;
       }
     }
-    if (shape !== undefined && refs.every((r) => r.path.length > 0)) {
-      this.validated.set(shape, {
-        candidate: cloneJson(candidate) as JsonObject,
-        refPaths: refs.map((r) => r.path),
-      });
-    }
     // Put the references back where the placeholders were.
     for (const { path, ref } of refs) {
-      if (path.length === 0) return ref;
+      if (path.length === 0) return { params: ref, refs };
       setAt(candidate, path, ref);
     }
-    return candidate;
+    return { params: candidate, refs };
   }
+}
+
+/** A validated `with` whose instances differ only in the upstream keys of their references. */
+interface StepShape {
+  /** The validated parameters (defaults filled in), references included. */
+  params: JsonObject;
+  refs: Array<{ path: string[]; dep: string }>;
+  /** Canonical JSON of `params`, cut where each reference's step key goes. */
+  parts: string[];
+  /** `order[i]`: the reference whose key goes between parts[i] and parts[i + 1]. */
+  order: number[];
+}
+
+const KEY_MARK = `\uE000ablate-ref-${Math.random().toString(36).slice(2)}-`;
+
+/** The step's content id: the first 16 hex of the sha256 of the canonical JSON of {uses, with, needs}. */
+function stepKey(uses: string, needs: string[], withCanonical: string): string {
+  // Keys in canonical (sorted) order: needs, uses, with.
+  return sha256Hex(
+    `{"needs":${canonicalJson(needs)},"uses":${JSON.stringify(uses)},"with":${withCanonical}}`,
+  ).slice(0, 16);
+}
+
+function makeShape(
+  t: StepTemplate,
+  scope: Scope,
+  params: JsonObject,
+  refs: Array<{ path: string[]; ref: JsonObject }>,
+): StepShape | undefined {
+  if (refs.some((r) => r.path.length === 0)) return undefined;
+  const depOfKey = new Map<string, string>();
+  for (const dep of t.deps) {
+    const target = scope.step(dep);
+    if (target.kind === 'one') depOfKey.set(target.key, dep);
+  }
+  const shapeRefs: StepShape['refs'] = [];
+  const marked = cloneJson(params) as JsonObject;
+  for (const [i, { path, ref }] of refs.entries()) {
+    const from = (ref as unknown as OutputReference).$from;
+    const dep = depOfKey.get(from.step);
+    if (dep === undefined) return undefined;
+    shapeRefs.push({ path, dep });
+    setAt(marked, path, { $from: { ...from, step: `${KEY_MARK}${i}` } });
+  }
+  const pieces = canonicalJson(marked).split(
+    new RegExp(`"${KEY_MARK.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\d+)"`),
+  );
+  const parts: string[] = [];
+  const order: number[] = [];
+  pieces.forEach((piece, i) => (i % 2 === 0 ? parts.push(piece) : order.push(Number(piece))));
+  return { params, refs: shapeRefs, parts, order };
+}
+
+function assembleCanonical(shape: StepShape, refKeys: string[]): string {
+  let out = shape.parts[0]!;
+  for (let i = 0; i < shape.order.length; i++)
+    out += JSON.stringify(refKeys[shape.order[i]!]) + shape.parts[i + 1]!;
+  return out;
+}
+
+function instantiateShape(shape: StepShape, refKeys: string[]): JsonObject {
+  const out = cloneJson(shape.params) as JsonObject;
+  shape.refs.forEach(({ path }, i) => {
+    const ref = getAt(out, path) as unknown as OutputReference;
+    setAt(out, path, { $from: { ...ref.$from, step: refKeys[i]! } });
+  });
+  return out;
 }
 
 /** The scope of one cell (a class, not closures: created for every unique step, so it must be cheap). */

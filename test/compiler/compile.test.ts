@@ -69,6 +69,40 @@ describe('pipeline compiler', () => {
     assert.match(one.steps[0]!.key, /^[0-9a-f]{16}$/);
   });
 
+  it('gives every step the hash of the canonical JSON of {uses, with, needs} (also for repeated shapes)', async () => {
+    const { contentHash } = await import('../../infra/canonical-json');
+    for (const file of [
+      'pipelines/rethinking-imagenet.json',
+      'pipelines/examples/smoke.json',
+      'pipelines/examples/mini-rethinking.json',
+    ]) {
+      const p = compilePipeline(await readFile(file, 'utf8'));
+      for (const s of p.steps)
+        assert.equal(
+          s.key,
+          contentHash({ uses: s.uses, with: s.with, needs: s.needs }).slice(0, 16),
+          `${file} ${s.label}`,
+        );
+    }
+    const grid = compile({
+      name: 'p',
+      grid: { a: [1, 2, 3], b: ['x', 'y'] },
+      steps: {
+        up: { uses: 'util.write', with: { text: '${grid.a}${grid.b}' } },
+        down: {
+          uses: 'util.concat',
+          with: { inputs: ['${steps.up.outputs.file}', '${steps.up.outputs.file}'], separator: '-' },
+        },
+      },
+    });
+    for (const s of grid.steps)
+      assert.equal(s.key, contentHash({ uses: s.uses, with: s.with, needs: s.needs }).slice(0, 16));
+    assert.equal(
+      new Set(grid.steps.filter((s) => s.id === 'down').map((s) => JSON.stringify(s.with))).size,
+      6,
+    );
+  });
+
   it('keeps the JSON type of a whole-string template and interpolates inside strings', () => {
     const plan = compile({
       name: 'p',
