@@ -189,6 +189,13 @@ export function lineageText(graph: LineageGraph): string {
       .filter(([, v]) => !containsArtifact(v))
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
     if (params.length) lines.push(`${pad}params: ${truncate(params.join(' '), 160)}`);
+    const rt = n.runtime;
+    const text = (v: JsonValue | undefined) =>
+      typeof v === 'string' || typeof v === 'number' ? String(v) : '';
+    const tfjs = rt.tfjsBackend
+      ? `, tfjs ${text(rt.tfjsVersion)} ${text(rt.tfjsBackend)}${rt.threads ? ` (${text(rt.threads)} threads)` : ''}`
+      : '';
+    lines.push(`${pad}runtime: node ${text(rt.node)}${tfjs}, device ${text(rt.device) || 'cpu'}`);
     for (const [name, v] of Object.entries(n.outputs)) {
       lines.push(
         `${pad}out ${name}: ${isArtifactRef(v) ? `${v.uri} (sha256:${short(v.digest)}…, ${v.sizeBytes} B)` : truncate(JSON.stringify(v), 120)}`,
