@@ -23,7 +23,7 @@ import { buildTargets, createDetector, decodeDetections, detectionLoss, type Det
 import { memoryLimitFor, runTraining } from './loop';
 import { ParamSet } from './params';
 import { createRng } from './rng';
-import { resolveSchedule } from './schedule';
+import { stepSchedule } from './schedule';
 import { DETECTOR_DEFAULTS, type TrainDetectorParams } from './train-detector';
 
 type Tf = typeof TfType;
@@ -99,18 +99,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
       'norm "frozenbn" freezes pre-trained statistics: it needs init "imagenet" (use gn or syncbn from scratch)',
     );
   }
-  let schedule;
-  try {
-    schedule = resolveSchedule({
-      schedule: p.schedule,
-      baseIterations: p.baseIterations,
-      baseLr: p.lr,
-      warmupIterations: p.warmupIterations ?? Math.round(p.baseIterations / 6),
-      warmupFactor: p.warmupFactor,
-    });
-  } catch (err) {
-    throw permanent(ErrorType.InvalidInput, (err as Error).message);
-  }
+  const schedule = stepSchedule(p);
 
   const imagesDir = await ctx.fetch(p.images);
   const trainSet = await loadDetectionSet(imagesDir, await ctx.fetch(p.train), 'the train split');

@@ -11,7 +11,7 @@ import { memoryLimitFor, runTraining } from './loop';
 import { ParamSet } from './params';
 import { PRETRAIN_DEFAULTS, type TrainPretrainParams } from './pretrain';
 import { createRng } from './rng';
-import { resolveSchedule } from './schedule';
+import { stepSchedule } from './schedule';
 
 type Scalar = TfType.Scalar;
 
@@ -24,18 +24,7 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
       'norm "frozenbn" has no statistics to freeze in pre-training: use gn, syncbn or bn',
     );
   }
-  let schedule;
-  try {
-    schedule = resolveSchedule({
-      schedule: p.schedule,
-      baseIterations: p.baseIterations,
-      baseLr: p.lr,
-      warmupIterations: p.warmupIterations ?? Math.round(p.baseIterations / 6),
-      warmupFactor: p.warmupFactor,
-    });
-  } catch (err) {
-    throw permanent(ErrorType.InvalidInput, (err as Error).message);
-  }
+  const schedule = stepSchedule(p);
   const dir = await ctx.fetch(p.dataset);
   const train = await loadClassificationSet(dir, 'train');
   const val = await loadClassificationSet(dir, 'val');

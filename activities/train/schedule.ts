@@ -12,6 +12,7 @@
  *
  * Pure and synchronous: no tfjs, unit-tested with the paper's numbers.
  */
+import { ErrorType, permanent } from '../../infra/errors';
 
 /** The paper's 1x length in iterations (batch 16). */
 export const PAPER_BASE_ITERATIONS = 90_000;
@@ -59,6 +60,30 @@ export function parseScheduleMultiple(schedule: string | number): number {
     );
   }
   return n;
+}
+
+/**
+ * The schedule of a training step's parameters (warm-up defaults to a sixth of the 1x length); a bad
+ * schedule is the step's input error (non-retryable).
+ */
+export function stepSchedule(p: {
+  schedule: ScheduleSpec['schedule'];
+  baseIterations: number;
+  lr: number;
+  warmupIterations?: number;
+  warmupFactor?: number;
+}): ResolvedSchedule {
+  try {
+    return resolveSchedule({
+      schedule: p.schedule,
+      baseIterations: p.baseIterations,
+      baseLr: p.lr,
+      warmupIterations: p.warmupIterations ?? Math.round(p.baseIterations / 6),
+      warmupFactor: p.warmupFactor,
+    });
+  } catch (err) {
+    throw permanent(ErrorType.InvalidInput, (err as Error).message);
+  }
 }
 
 /** Works out total length and decay points; throws if the schedule is too short to hold both decays. */
