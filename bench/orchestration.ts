@@ -20,6 +20,7 @@ import { startRun, waitForRun } from '../infra/runs';
 import { openSession } from '../infra/session';
 import { resolveConfig } from '../temporal.config';
 import { argValue, median, report } from './_util';
+import { QUEUES } from '../infra/task-queues';
 
 const chainLength = Number(argValue('chain') ?? 50);
 const fanout = Number(argValue('fanout') ?? 500);
@@ -30,7 +31,7 @@ const config = resolveConfig(
   { home, storeUrl: pathToFileURL(join(home, 'artifacts')).href, workerSlots: 16 },
   {},
 );
-const session = await openSession(config, { workers: { queues: ['cpu', 'gpu'], workflows: true } });
+const session = await openSession(config, { workers: { queues: QUEUES, workflows: true } });
 
 async function timeRun(doc: object): Promise<{ ms: number; generations: number; done: number }> {
   const plan = compilePipeline(JSON.stringify(doc), { maxCells: 100_000 });

@@ -20,5 +20,3 @@ export const EnvKey = {
   /** Steps one pipeline run keeps in flight at once. */
   MaxParallel: 'ABLATE_MAX_PARALLEL',
 } as const;
-
-export type EnvKeyName = (typeof EnvKey)[keyof typeof EnvKey];

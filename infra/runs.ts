@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
@@ -110,7 +110,13 @@ const plans = new Map<string, Promise<Plan>>();
 export async function readMemo(
   session: Session,
   runId: string,
-): Promise<{ memo: RunMemo; status: string; startedAt?: Date; closedAt?: Date }> {
+): Promise<{
+  memo: RunMemo;
+  status: string;
+  startedAt?: Date;
+  closedAt?: Date;
+  description: WorkflowExecutionDescription;
+}> {
   try {
     const desc = await session.client.workflow.getHandle(runId).describe();
     const memo = desc.memo as unknown as RunMemo | undefined;
@@ -119,7 +125,13 @@ export async function readMemo(
         ErrorType.InvalidInput,
         `workflow ${runId} is not an ablate run (no plan in its memo)`,
       );
-    return { memo, status: desc.status.name, startedAt: desc.startTime, closedAt: desc.closeTime };
+    return {
+      memo,
+      status: desc.status.name,
+      startedAt: desc.startTime,
+      closedAt: desc.closeTime,
+      description: desc,
+    };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       throw new AblateError(
@@ -134,7 +146,8 @@ export async function readMemo(
 /** Where a run stands now. */
 export async function getRunView(session: Session, runId: string): Promise<RunView> {
   const handle = session.client.workflow.getHandle(runId);
-  const { memo, status, startedAt, closedAt } = await readMemo(session, runId);
+  // One describe per view: it gives the memo (plan), the status and the pending steps' heartbeats.
+  const { memo, status, startedAt, closedAt, description } = await readMemo(session, runId);
   let planPromise = plans.get(memo.planRef.digest);
   if (!planPromise) plans.set(memo.planRef.digest, (planPromise = session.store.getJson<Plan>(memo.planRef)));
   const plan = await planPromise;
@@ -187,8 +200,7 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     const s = byKey.get(key);
     if (s) s.error = error;
   }
-  const desc = await handle.describe();
-  for (const pending of desc.raw.pendingActivities ?? []) {
+  for (const pending of description.raw.pendingActivities ?? []) {
     const s = byKey.get(pending.activityId ?? '');
     if (!s) continue;
     s.attempt = pending.attempt ?? undefined;

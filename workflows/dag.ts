@@ -121,10 +121,6 @@ export class DagState {
       if (!FINISHED.has(this.status[i]!)) this.status[i] = 'cancelled';
   }
 
-  get running(): number {
-    return this.status.filter((s) => s === 'running').length;
-  }
-
   /** True when nothing is left to start or wait for. */
   isFinished(): boolean {
     return this.status.every((s) => FINISHED.has(s));

@@ -1,6 +1,6 @@
 /** Flags every command that talks to Temporal accepts, mapped onto temporal.config.ts. */
 import { resolveConfig, type AblateConfig } from '../../temporal.config';
-import { intOption, stringOption, type CommandArgs, type CommandOptions } from './command';
+import { stringOption, type CommandArgs, type CommandOptions } from './command';
 
 export const configFlags: CommandOptions = {
   home: { type: 'string' },
@@ -30,5 +30,3 @@ export function configFrom(
     ...extra,
   });
 }
-
-export { intOption };

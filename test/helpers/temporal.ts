@@ -13,6 +13,7 @@ import { startDevServer, type DevServer } from '../../infra/server/dev-server';
 import { openSession, type Session } from '../../infra/session';
 import { resolveConfig } from '../../temporal.config';
 import type { Plan } from '../../workflows/plan-types';
+import { QUEUES } from '../../infra/task-queues';
 
 let server: Promise<DevServer> | undefined;
 
@@ -61,7 +62,7 @@ export async function testSession(
     {},
   );
   const session = await openSession(config, {
-    workers: options.workers === false ? undefined : { queues: ['cpu', 'gpu'], workflows: true },
+    workers: options.workers === false ? undefined : { queues: QUEUES, workflows: true },
   });
   return {
     ...session,

@@ -1,5 +1,6 @@
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+import { QUEUES } from '../../task-queues';
 
 /** `ablate cancel RUN_ID`. */
 export const cancelCommand: Command = {
@@ -23,7 +24,7 @@ ${configFlagsHelp}`,
     const config = configFrom(args);
     const session = await openSession(config, {
       // On the embedded server, the workflow and its steps need a worker to wind down.
-      workers: config.temporalAddress === undefined ? { queues: ['cpu', 'gpu'], workflows: true } : undefined,
+      workers: config.temporalAddress === undefined ? { queues: QUEUES, workflows: true } : undefined,
       log: (m) => console.error(m),
     });
     try {

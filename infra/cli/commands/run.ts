@@ -2,6 +2,7 @@ import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { compileFileForCli } from '../compile-file';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+import { QUEUES } from '../../task-queues';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
 export const runCommand: Command = {
@@ -53,7 +54,7 @@ ${configFlagsHelp}`,
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
     const session = await openSession(config, {
-      workers: inProcessWorkers ? { queues: ['cpu', 'gpu'], workflows: true } : undefined,
+      workers: inProcessWorkers ? { queues: QUEUES, workflows: true } : undefined,
       log: (m) => console.error(m),
     });
     try {

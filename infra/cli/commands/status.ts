@@ -1,6 +1,7 @@
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { liveText, resultsText } from '../render-run';
+import { QUEUES } from '../../task-queues';
 
 /** `ablate status RUN_ID [--watch]`. */
 export const statusCommand: Command = {
@@ -30,7 +31,7 @@ ${configFlagsHelp}`,
     // Queries need a workflow worker; on the embedded server this process provides it. Only with
     // --watch do we also run steps (which resumes the run).
     const session = await openSession(config, {
-      workers: embedded ? { queues: watch ? ['cpu', 'gpu'] : [], workflows: true } : undefined,
+      workers: embedded ? { queues: watch ? QUEUES : [], workflows: true } : undefined,
       log: (m) => console.error(m),
     });
     try {
