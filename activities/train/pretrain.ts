@@ -6,40 +6,15 @@
  */
 import type { ArtifactRef, StepOutputs } from '../../workflows/plan-types';
 import { artifactRefSchema, defineStepKind } from '../step-kind';
-import type { BackendChoice } from './backend';
+import type { TrainingKnobs } from './common';
 import type { ArchName } from './resnet';
 
-/** Parameters of `train.pretrain`. */
-export interface TrainPretrainParams {
+/** Parameters of `train.pretrain` (defaults: {@link PRETRAIN_DEFAULTS}). */
+export interface TrainPretrainParams extends TrainingKnobs {
   /** The dataset directory (tree) with `train/<class>/*` and `val/<class>/*`. */
   dataset: ArtifactRef;
-  /** @default 'tiny' */
-  arch: ArchName;
-  width?: number;
   /** Frozen BN is a fine-tuning choice, not a pre-training one. */
   norm: 'gn' | 'syncbn' | 'bn';
-  /** @default '1x' */
-  schedule: string | number;
-  /** The 1x length in iterations. @default 300 */
-  baseIterations: number;
-  /** @default 32 */
-  batchSize: number;
-  /** @default 0.1 (ResNet's for batch 256 is 0.1; a small demo batch tolerates it with GN/BN) */
-  lr: number;
-  /** @default baseIterations / 6 */
-  warmupIterations?: number;
-  warmupFactor?: number;
-  /** @default 64 */
-  imageSize: number;
-  /** @default 0 */
-  seed: number;
-  /** @default 100 */
-  checkpointEvery: number;
-  /** bn: images per simulated replica. @default 32 (the usual per-GPU ImageNet batch) */
-  bnImagesPerReplica: number;
-  gnGroups?: number;
-  memoryLimitMb?: number;
-  backend?: BackendChoice;
 }
 
 /** Defaults of the optional parameters. */
@@ -48,10 +23,12 @@ export const PRETRAIN_DEFAULTS = {
   schedule: '1x',
   baseIterations: 300,
   batchSize: 32,
+  // ResNet's lr for batch 256; a small demo batch tolerates it with GN/BN.
   lr: 0.1,
   imageSize: 64,
   seed: 0,
   checkpointEvery: 100,
+  // The usual per-GPU ImageNet batch.
   bnImagesPerReplica: 32,
 };
 

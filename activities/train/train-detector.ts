@@ -7,12 +7,12 @@
  */
 import type { ArtifactRef, StepOutputs } from '../../workflows/plan-types';
 import { artifactRefSchema, defineStepKind } from '../step-kind';
-import type { BackendChoice } from './backend';
+import type { TrainingKnobs } from './common';
 import type { NormKind } from './norms';
 import type { ArchName } from './resnet';
 
-/** Parameters of `train.detector`. */
-export interface TrainDetectorParams {
+/** Parameters of `train.detector` (defaults: {@link DETECTOR_DEFAULTS}). */
+export interface TrainDetectorParams extends TrainingKnobs {
   /** The image directory (tree); `file_name`s in the splits are relative to it. */
   images: ArtifactRef;
   /** COCO instances JSON of the training split (a subset, for the subset axis). */
@@ -25,50 +25,23 @@ export interface TrainDetectorParams {
   /** The `weights` output of `train.pretrain`; required iff init is imagenet. */
   pretrained?: ArtifactRef | null;
   norm: Exclude<NormKind, 'none'>;
-  /** "1x".."6x" (or the multiple as a number). */
-  schedule: string | number;
-  /** The 1x length in iterations. @default 300 (scale 300/90k = 1/300 of the paper's) */
-  baseIterations: number;
-  /** @default 'tiny' */
-  arch: ArchName;
-  /** Base width override (tiny: 16). */
-  width?: number;
-  /** @default 16 (the paper's) */
-  batchSize: number;
-  /** @default 0.02 (the paper's, for batch 16) */
-  lr: number;
-  /** @default baseIterations / 6 */
-  warmupIterations?: number;
-  /** @default 1/3 */
-  warmupFactor?: number;
-  /** Square input side, letterboxed. @default 64 */
-  imageSize: number;
-  /** @default 0 */
-  seed: number;
-  /** @default 100 (0: never) */
-  checkpointEvery: number;
-  /** Evaluate on val every K iterations for the AP curve (0: at the end only). @default 0 */
+  /** Evaluate on val every K iterations for the AP curve (0: at the end only). */
   evalEvery: number;
-  /** bn: images per simulated replica (per-GPU batch). @default 2 */
-  bnImagesPerReplica: number;
-  /** GroupNorm groups. @default 8 for tiny, 32 otherwise */
-  gnGroups?: number;
-  /** Memory the step may use, MiB. @default 4096 on wasm, 75% of RAM on cpu, unchecked on native */
-  memoryLimitMb?: number;
-  /** Force a tfjs backend instead of the automatic choice. */
-  backend?: BackendChoice;
 }
 
 /** Defaults of the optional parameters (the paper's values where it has one). */
 export const DETECTOR_DEFAULTS = {
+  // 1x = 300 iterations: 1/300 of the paper's 90k.
   baseIterations: 300,
   arch: 'tiny' as ArchName,
+  // The paper's batch and lr.
   batchSize: 16,
   lr: 0.02,
   imageSize: 64,
   seed: 0,
   checkpointEvery: 100,
   evalEvery: 0,
+  // The paper's per-GPU batch.
   bnImagesPerReplica: 2,
 };
 
