@@ -8,12 +8,10 @@
  *   npm test -- test/compiler     # only files under a path (or matching a substring)
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 
-import { startDevServer } from '../infra/server/dev-server';
-import { startS3Server, TEST_S3_URL_ENV } from '../infra/testing/s3-server';
+import { startTestServices } from '../infra/testing/services';
 
 const root = join(import.meta.dirname, '..');
 
@@ -26,39 +24,6 @@ async function findTests(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-/** Start what the tests need; returns the environment to pass on and a cleanup function. */
-async function startServices(
-  files: string[],
-): Promise<{ env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
-  // Never let an AWS SDK in a test probe the EC2 metadata address for credentials (nor print its
-  // notice about future Node versions into every test's output).
-  const env: NodeJS.ProcessEnv = {
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  const stops: Array<() => Promise<void>> = [];
-  if (!process.env.ABLATE_TEST_TEMPORAL_ADDRESS) {
-    const home = await mkdtemp(join(tmpdir(), 'ablate-tests-temporal-'));
-    const server = await startDevServer({
-      home,
-      namespace: 'default',
-      ui: false,
-      log: (m) => console.error(`[tests] ${m}`),
-    });
-    env.ABLATE_TEST_TEMPORAL_ADDRESS = server.address;
-    stops.push(async () => {
-      await server.stop();
-      await rm(home, { recursive: true, force: true });
-    });
-  }
-  if (files.some((f) => f.endsWith('.e2e.test.ts')) && !process.env[TEST_S3_URL_ENV]) {
-    const s3 = await startS3Server({ bucket: 'ablate-test' });
-    Object.assign(env, s3.env, { [TEST_S3_URL_ENV]: s3.storeUrl('shared') });
-    stops.push(() => s3.stop({ removeData: true }));
-  }
-  return { env, stop: async () => void (await Promise.all(stops.map((s) => s()))) };
-}
-
 async function main(): Promise<number> {
   const filters = process.argv.slice(2);
   let files = await findTests(join(root, 'test'));
@@ -67,7 +32,10 @@ async function main(): Promise<number> {
     console.error(`no test files match ${filters.join(' ')}`);
     return 1;
   }
-  const services = await startServices(files);
+  const services = await startTestServices({
+    s3: files.some((f) => f.endsWith('.e2e.test.ts')),
+    log: (m) => console.error(`[tests] ${m}`),
+  });
   try {
     const child = spawn(
       process.execPath,

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 
 import { compilePipeline } from '../../infra/compiler/compile';
 import { startDevServer, type DevServer } from '../../infra/server/dev-server';
+import { TEST_TEMPORAL_ADDRESS_ENV } from '../../infra/testing/services';
 import { openSession, type Session } from '../../infra/session';
 import { resolveConfig } from '../../temporal.config';
 import type { Plan } from '../../workflows/plan-types';
@@ -19,7 +20,7 @@ let server: Promise<DevServer> | undefined;
 
 /** Address of a running Temporal dev server for tests. */
 export async function testTemporalAddress(): Promise<string> {
-  const shared = process.env.ABLATE_TEST_TEMPORAL_ADDRESS;
+  const shared = process.env[TEST_TEMPORAL_ADDRESS_ENV];
   if (shared) return shared;
   server ??= (async () => {
     const home = await mkdtemp(join(tmpdir(), 'ablate-test-temporal-'));
