@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 
-import { evaluateCoco, prepareCocoGroundTruth } from '../activities/eval/coco';
+import { evaluateCoco, prepareCocoGroundTruth } from '../activities/kinds/eval/coco';
 
 const [gtPath, dtPath, iouType, repsRaw] = process.argv.slice(2);
 const reps = Number(repsRaw ?? 3);

@@ -28,7 +28,7 @@ import {
   readImageRgb,
   renderDetectionScene,
   writeCocoSubset,
-} from '../activities/dataset/index';
+} from '../activities/kinds/dataset/index';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');

@@ -11,18 +11,18 @@ import { spawnSync } from 'node:child_process';
 
 import type * as TfType from '@tensorflow/tfjs';
 
-import { initTrainingBackend, type BackendChoice } from '../activities/train/backend';
-import { registerFastConvGradients } from '../activities/train/conv-grads';
+import { initTrainingBackend, type BackendChoice } from '../activities/kinds/train/backend';
+import { registerFastConvGradients } from '../activities/kinds/train/conv-grads';
 import {
   buildTargets,
   createClassifier,
   createDetector,
   detectionLoss,
   type TargetBox,
-} from '../activities/train/detector';
-import { SgdMomentum } from '../activities/train/optimizer';
-import { ParamSet } from '../activities/train/params';
-import { createRng } from '../activities/train/rng';
+} from '../activities/kinds/train/detector';
+import { SgdMomentum } from '../activities/kinds/train/optimizer';
+import { ParamSet } from '../activities/kinds/train/params';
+import { createRng } from '../infra/prng';
 
 type Tf = typeof TfType;
 

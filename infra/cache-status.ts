@@ -3,10 +3,10 @@
  * in order; a step is `cached` when every upstream output it reads is known (its upstream steps are
  * cached too), and a cache entry exists for its cache key with all its output artifacts present.
  */
-import { bindReferences } from '../activities/bind';
-import { getStepKind } from '../activities/registry';
-import { recordKeys, type CacheEntry } from '../activities/run-records';
-import { cacheKeyOf } from '../activities/run-step';
+import { bindReferences } from '../activities/runtime/bind';
+import { getStepKind } from '../activities/runtime/registry';
+import { recordKeys, type CacheEntry } from '../activities/runtime/run-records';
+import { cacheKeyOf } from '../activities/runtime/run-step';
 import { isArtifactRef, type JsonValue, type Plan, type StepOutputs } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 

@@ -3,8 +3,8 @@
  * to its sources, from the provenance records the step runner writes. Also `verify`: re-check every
  * artifact a run touched against its digest.
  */
-import type { ProvenanceRecord } from '../activities/provenance';
-import { recordKeys, type ProducerRecord, type RunSummary, type StepRecord } from '../activities/run-records';
+import type { ProvenanceRecord } from '../activities/runtime/provenance';
+import { recordKeys, type ProducerRecord, type RunSummary, type StepRecord } from '../activities/runtime/run-records';
 import {
   isArtifactRef,
   TREE_MEDIA_TYPE,

@@ -8,9 +8,9 @@ import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@tempo
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
-import type { StepHeartbeat } from '../activities/run-step';
-import { recordKeys, type RunSummary } from '../activities/run-records';
-import type { StepProgress } from '../activities/step-kind';
+import type { StepHeartbeat } from '../activities/runtime/run-step';
+import { recordKeys, type RunSummary } from '../activities/runtime/run-records';
+import type { StepProgress } from '../activities/runtime/step-kind';
 import { decodeStatuses, emptyCounts } from '../workflows/dag';
 import { progressQuery, type PipelineRunInput, type RunProgress } from '../workflows/pipeline-run';
 import type { ArtifactRef, Plan, StepStatus } from '../workflows/plan-types';

@@ -21,7 +21,7 @@ import type { QueueName } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 import { taskQueueName } from './task-queues';
 
-const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows/', import.meta.url));
+const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows', import.meta.url));
 
 let runtimeInstalled = false;
 

@@ -31,7 +31,7 @@ import {
 } from '@temporalio/workflow';
 
 import type { createActivities } from '../activities/index';
-import type { RunSummaryResult } from '../activities/orchestration';
+import type { RunSummaryResult } from '../activities/runtime/orchestration';
 import { DagState, emptyCounts, runStatus, type GraphStep } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';
 

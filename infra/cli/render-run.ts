@@ -2,7 +2,7 @@
  * How runs look in the terminal: a live table that redraws in place on a TTY, plain lines elsewhere
  * (CI logs), and the results table at the end.
  */
-import type { RunSummary } from '../../activities/run-records';
+import type { RunSummary } from '../../activities/runtime/run-records';
 import { isArtifactRef, type JsonValue, type StepStatus } from '../../workflows/plan-types';
 import { formatDurationMs } from '../compiler/duration';
 import type { RunView, StepView } from '../runs';

@@ -2,7 +2,7 @@
  * Follow a run until it ends (or the user presses Ctrl-C): live table on a TTY, plain lines otherwise;
  * then the results table, and with --json one JSON object as the last line.
  */
-import type { RunSummary } from '../../activities/run-records';
+import type { RunSummary } from '../../activities/runtime/run-records';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
 import { changeLines, liveText, resultsText } from './render-run';

@@ -14,8 +14,8 @@
 import { readFile } from 'node:fs/promises';
 
 import pipelineSchema from '../../pipelines/pipeline.schema.json' with { type: 'json' };
-import { getStepKind, stepKindNames } from '../../activities/registry';
-import type { StepKind } from '../../activities/step-kind';
+import { getStepKind, stepKindNames } from '../../activities/runtime/registry';
+import type { StepKind } from '../../activities/runtime/step-kind';
 import { canonicalJson, contentHash, sha256Hex } from '../canonical-json';
 import { suggest } from '../did-you-mean';
 import type {

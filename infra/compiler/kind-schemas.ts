@@ -4,7 +4,7 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020';
 
-import type { StepKind } from '../../activities/step-kind';
+import type { StepKind } from '../../activities/runtime/step-kind';
 import { ErrorType, permanent } from '../errors';
 import { ajvIssues } from './issues';
 

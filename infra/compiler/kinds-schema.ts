@@ -4,7 +4,7 @@
  * knows the pipeline schema can also check step parameters. Generated from the registry:
  * `npm run schemas` writes it, and a test fails when it is stale.
  */
-import { stepKinds } from '../../activities/registry';
+import { stepKinds } from '../../activities/runtime/registry';
 
 export function stepKindsSchema(): object {
   const defs: Record<string, object> = {};

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 
-import { stepKinds } from '../../activities/registry';
+import { stepKinds } from '../../activities/runtime/registry';
 import { stepKindsSchemaText } from '../../infra/compiler/kinds-schema';
 import { ajv } from '../../infra/compiler/kind-schemas';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { letterboxGeometry, mapBox, readImageRgb } from '../../activities/dataset/index';
+import { letterboxGeometry, mapBox, readImageRgb } from '../../activities/kinds/dataset/index';
 
 /** RGB of pixel (x, y) of a decoded image, in 0..255. */
 const px = (img: { data: Float32Array; width: number }, x: number, y: number): number[] =>

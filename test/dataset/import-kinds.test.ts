@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import { datasetImport } from '../../activities/dataset/import-kind';
-import { generateVocDetection } from '../../activities/dataset/synth/generate';
-import { datasetVoc2Coco } from '../../activities/dataset/voc2coco-kind';
-import { runStepLocally } from '../../activities/step-context';
+import { datasetImport } from '../../activities/kinds/dataset/import-kind';
+import { generateVocDetection } from '../../activities/kinds/dataset/synth/generate';
+import { datasetVoc2Coco } from '../../activities/kinds/dataset/voc2coco-kind';
+import { runStepLocally } from '../../activities/runtime/step-context';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import { isArtifactRef, type ArtifactRef } from '../../workflows/plan-types';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { scanJsonObject } from '../../activities/dataset/json-stream';
-import { loadCocoInstances } from '../../activities/dataset/index';
+import { scanJsonObject } from '../../activities/kinds/dataset/json-stream';
+import { loadCocoInstances } from '../../activities/kinds/dataset/index';
 import { makeCoco } from './helpers';
 
 // Strings with escaped quotes, backslashes (as in compressed RLE counts), brackets and commas inside
@@ -108,7 +108,7 @@ describe('streaming JSON scanner', () => {
 
 describe('box-only loading', () => {
   it('strips segmentations wherever they sit in the record, and loads the same boxes', async () => {
-    const { withoutSegmentation } = await import('../../activities/dataset/coco');
+    const { withoutSegmentation } = await import('../../activities/kinds/dataset/coco');
     const cases = [
       '{"segmentation":[[1,2,3,4,5,6]],"area":1,"id":3}',
       '{"id":3, "segmentation" : {"counts":"a\\\\b\\"}","size":[1,2]} ,"area":1}',

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it, mock } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
-import { datasetSynth } from '../../activities/dataset/synth-kind';
-import { getStepKind } from '../../activities/registry';
-import { runStepLocally } from '../../activities/step-context';
+import { datasetSynth } from '../../activities/kinds/dataset/synth-kind';
+import { getStepKind } from '../../activities/runtime/registry';
+import { runStepLocally } from '../../activities/runtime/step-context';
 import { main } from '../../infra/cli/main';
 import { openStore } from '../../infra/store/index';
 import type { ArtifactRef } from '../../workflows/plan-types';

@@ -11,9 +11,9 @@ import {
   readImageSet,
   writeCocoSubset,
   writeVocSubset,
-} from '../../activities/dataset/index';
-import { datasetSplit } from '../../activities/dataset/split-kind';
-import { runStepLocally } from '../../activities/step-context';
+} from '../../activities/kinds/dataset/index';
+import { datasetSplit } from '../../activities/kinds/dataset/split-kind';
+import { runStepLocally } from '../../activities/runtime/step-context';
 import { AblateError } from '../../infra/errors';
 import { openStore } from '../../infra/store/index';
 import { makeCoco } from './helpers';

@@ -17,8 +17,8 @@ import {
   renderClassificationImage,
   renderDetectionScene,
   type CocoAnnotation,
-} from '../../activities/dataset/index';
-import { cocoAnnotationOf, vocObjectOf } from '../../activities/dataset/synth/generate';
+} from '../../activities/kinds/dataset/index';
+import { cocoAnnotationOf, vocObjectOf } from '../../activities/kinds/dataset/synth/generate';
 import { hashTree } from './helpers';
 
 /** Mean absolute difference, in 8-bit levels, between decoded floats and rendered bytes. */

@@ -12,7 +12,7 @@ import {
   loadVocDevkit,
   readImageBatch,
   readImageRgb,
-} from '../../activities/dataset/index';
+} from '../../activities/kinds/dataset/index';
 import { makeCoco } from './helpers';
 
 describe('validation of bad inputs', () => {

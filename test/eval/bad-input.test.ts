@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { evaluateCoco, prepareCocoGroundTruth } from '../../activities/eval/coco';
-import { evaluateCocoFiles } from '../../activities/eval/report';
-import { readVocDetectionFiles, readVocDevkit } from '../../activities/eval/voc-devkit';
-import { parseXml } from '../../activities/eval/xml';
+import { evaluateCoco, prepareCocoGroundTruth } from '../../activities/kinds/eval/coco';
+import { evaluateCocoFiles } from '../../activities/kinds/eval/report';
+import { readVocDetectionFiles, readVocDevkit } from '../../activities/kinds/eval/voc-devkit';
+import { parseXml } from '../../activities/kinds/eval/xml';
 import { AblateError } from '../../infra/errors';
 
 const gtDoc = {

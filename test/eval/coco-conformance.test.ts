@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { evaluateCoco, formatCocoSummary } from '../../activities/eval/coco';
+import { evaluateCoco, formatCocoSummary } from '../../activities/kinds/eval/coco';
 import { decodeF64, generateCocoCase, runOracle, type CocoCase } from './helpers';
 
 interface OracleResult {

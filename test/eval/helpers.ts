@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { rleFromPolygon, rleToString } from '../../activities/eval/mask';
+import { rleFromPolygon, rleToString } from '../../activities/kinds/eval/mask';
 
 const root = join(import.meta.dirname, '..', '..');
 export const PYTHON = join(root, '.venv', 'bin', 'python');

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 
-import { evaluateCoco, formatCocoSummary } from '../../activities/eval/coco';
-import { evalCoco, evalVoc } from '../../activities/eval/kinds';
-import { getStepKind } from '../../activities/registry';
-import { runStepLocally } from '../../activities/step-context';
+import { evaluateCoco, formatCocoSummary } from '../../activities/kinds/eval/coco';
+import { evalCoco, evalVoc } from '../../activities/kinds/eval/kinds';
+import { getStepKind } from '../../activities/runtime/registry';
+import { runStepLocally } from '../../activities/runtime/step-context';
 import { AblateError } from '../../infra/errors';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import { isArtifactRef, type ArtifactRef } from '../../workflows/plan-types';

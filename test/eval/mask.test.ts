@@ -21,7 +21,7 @@ import {
   rleToString,
   segmentationToRle,
   type Rle,
-} from '../../activities/eval/mask';
+} from '../../activities/kinds/eval/mask';
 import { createRng, decodeF64, runOracle } from './helpers';
 
 interface MaskCase {

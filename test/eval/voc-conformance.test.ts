@@ -10,14 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { evaluateVoc, type VocEvalResult } from '../../activities/eval/voc';
+import { evaluateVoc, type VocEvalResult } from '../../activities/kinds/eval/voc';
 import {
   readVocDetectionFiles,
   readVocDevkit,
   VOC_CLASSES,
   vocDetectionsFromCoco,
   vocGroundTruthFromCoco,
-} from '../../activities/eval/voc-devkit';
+} from '../../activities/kinds/eval/voc-devkit';
 import { createRng, decodeF64, runOracle } from './helpers';
 
 interface VocCase {

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { WorkflowFailedError } from '@temporalio/client';
 
-import { recordKeys, type RunSummary, type StepRecord } from '../../activities/run-records';
+import { recordKeys, type RunSummary, type StepRecord } from '../../activities/runtime/run-records';
 import { compilePipeline } from '../../infra/compiler/compile';
 import { getRunView, startRun, waitForRun } from '../../infra/runs';
 import type { ArtifactRef } from '../../workflows/plan-types';

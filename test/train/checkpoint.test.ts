@@ -12,8 +12,8 @@ import {
   readCheckpointFile,
   writeCheckpointFile,
   type HostTensor,
-} from '../../activities/train/checkpoint';
-import { createRng } from '../../activities/train/rng';
+} from '../../activities/kinds/train/checkpoint';
+import { createRng } from '../../infra/prng';
 
 describe('checkpoint format', () => {
   const dirs: string[] = [];
@@ -89,11 +89,11 @@ describe('checkpoint format', () => {
 
   it('RNG state survives the round trip: the resumed stream continues exactly', () => {
     const a = createRng(42);
-    for (let i = 0; i < 10; i++) a.next();
+    for (let i = 0; i < 10; i++) a.float();
     const b = createRng(JSON.parse(JSON.stringify(a.state())) as [number, number, number, number]);
     assert.deepEqual(
-      Array.from({ length: 5 }, () => a.nextUint32()),
-      Array.from({ length: 5 }, () => b.nextUint32()),
+      Array.from({ length: 5 }, () => a.uint32()),
+      Array.from({ length: 5 }, () => b.uint32()),
     );
     assert.notDeepEqual(createRng(1).state(), createRng(2).state());
   });

@@ -3,9 +3,9 @@ import { before, describe, it } from 'node:test';
 
 import type * as TfType from '@tensorflow/tfjs';
 
-import { initTrainingBackend } from '../../activities/train/backend';
-import { registerFastConvGradients } from '../../activities/train/conv-grads';
-import { createRng } from '../../activities/train/rng';
+import { initTrainingBackend } from '../../activities/kinds/train/backend';
+import { registerFastConvGradients } from '../../activities/kinds/train/conv-grads';
+import { createRng } from '../../infra/prng';
 
 type Tf = typeof TfType;
 type Tensor = TfType.Tensor;

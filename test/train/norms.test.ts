@@ -3,9 +3,9 @@ import { before, describe, it } from 'node:test';
 
 import type * as TfType from '@tensorflow/tfjs';
 
-import { initTrainingBackend } from '../../activities/train/backend';
-import { applyNorm, groupCount, type NormKind } from '../../activities/train/norms';
-import { createRng } from '../../activities/train/rng';
+import { initTrainingBackend } from '../../activities/kinds/train/backend';
+import { applyNorm, groupCount, type NormKind } from '../../activities/kinds/train/norms';
+import { createRng } from '../../infra/prng';
 
 type Tf = typeof TfType;
 type Tensor = TfType.Tensor;

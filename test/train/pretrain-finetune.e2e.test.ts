@@ -16,13 +16,13 @@ import { pathToFileURL } from 'node:url';
 
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import type { ArtifactRef } from '../../workflows/plan-types';
-import { datasetSynth } from '../../activities/dataset/synth-kind';
-import { cocoNamedStats } from '../../activities/eval/report';
-import { evaluateCoco } from '../../activities/eval/coco';
-import { runStepLocally } from '../../activities/step-context';
-import { createRng } from '../../activities/train/rng';
-import { trainPretrain } from '../../activities/train/pretrain';
-import { trainDetector, type TrainDetectorParams } from '../../activities/train/train-detector';
+import { datasetSynth } from '../../activities/kinds/dataset/synth-kind';
+import { cocoNamedStats } from '../../activities/kinds/eval/report';
+import { evaluateCoco } from '../../activities/kinds/eval/coco';
+import { runStepLocally } from '../../activities/runtime/step-context';
+import { createRng } from '../../infra/prng';
+import { trainPretrain } from '../../activities/kinds/train/pretrain';
+import { trainDetector, type TrainDetectorParams } from '../../activities/kinds/train/train-detector';
 
 // Two test files run at once on two cores: one wasm thread each avoids oversubscription.
 process.env.ABLATE_WASM_THREADS ??= '1';
@@ -40,13 +40,13 @@ function chanceAp(gt: Coco, seed: number): { AP: number; AP50: number } {
   const rng = createRng(seed);
   const results = gt.images.flatMap((img) =>
     Array.from({ length: 100 }, () => {
-      const w = 2 + rng.next() * (img.width - 2);
-      const h = 2 + rng.next() * (img.height - 2);
+      const w = 2 + rng.float() * (img.width - 2);
+      const h = 2 + rng.float() * (img.height - 2);
       return {
         image_id: img.id,
         category_id: gt.categories[rng.int(gt.categories.length)]?.id as number,
-        bbox: [rng.next() * (img.width - w), rng.next() * (img.height - h), w, h],
-        score: rng.next(),
+        bbox: [rng.float() * (img.width - w), rng.float() * (img.height - h), w, h],
+        score: rng.float(),
       };
     }),
   );

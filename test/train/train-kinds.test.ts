@@ -13,13 +13,13 @@ import { kindValidator } from '../../infra/compiler/kind-schemas';
 import { AblateError } from '../../infra/errors';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import type { ArtifactRef } from '../../workflows/plan-types';
-import { datasetSynth } from '../../activities/dataset/synth-kind';
-import { runStepLocally } from '../../activities/step-context';
-import type { StepProgress } from '../../activities/step-kind';
-import { decodeCheckpoint } from '../../activities/train/checkpoint';
-import { isOutOfMemoryError } from '../../activities/train/loop';
-import { trainPretrain } from '../../activities/train/pretrain';
-import { trainDetector, type TrainDetectorParams } from '../../activities/train/train-detector';
+import { datasetSynth } from '../../activities/kinds/dataset/synth-kind';
+import { runStepLocally } from '../../activities/runtime/step-context';
+import type { StepProgress } from '../../activities/runtime/step-kind';
+import { decodeCheckpoint } from '../../activities/kinds/train/checkpoint';
+import { isOutOfMemoryError } from '../../activities/kinds/train/loop';
+import { trainPretrain } from '../../activities/kinds/train/pretrain';
+import { trainDetector, type TrainDetectorParams } from '../../activities/kinds/train/train-detector';
 
 // Two test files run at once on two cores: one wasm thread each avoids oversubscription.
 process.env.ABLATE_WASM_THREADS ??= '1';

@@ -99,7 +99,7 @@ function progressPrinter(label: string): (done: number, total: number) => void {
 async function runSynth(args: CommandArgs): Promise<number> {
   const format = oneOf(args, 'format', SYNTH_FORMATS);
   const task = oneOf(args, 'task', SYNTH_TASKS, format === 'imagenet' ? 'classification' : 'detection');
-  const { taskFormatMismatch } = await import('../../../activities/dataset/synth-kind');
+  const { taskFormatMismatch } = await import('../../../activities/kinds/dataset/synth-kind');
   const mismatch = taskFormatMismatch(task, format);
   if (mismatch) throw new UsageError(mismatch);
   const images = intOption(args, 'images', -1, 1);
@@ -109,7 +109,7 @@ async function runSynth(args: CommandArgs): Promise<number> {
   const size = intOption(args, 'size', 64, 16);
   const classesRaw = stringOption(args, 'classes');
   const classes = classesRaw === undefined ? undefined : intOption(args, 'classes', 0, 1);
-  const gen = await import('../../../activities/dataset/synth/generate');
+  const gen = await import('../../../activities/kinds/dataset/synth/generate');
   const t0 = Date.now();
   const progress = progressPrinter(`synth ${format}`);
   const summary = await writeDirAtomically(out, args.values.force === true, async (dir) => {
@@ -152,8 +152,8 @@ function sizeOptions(args: CommandArgs): { count?: number; fraction?: number } {
 }
 
 async function runSplit(args: CommandArgs): Promise<number> {
-  const { writeCocoSubset, writeVocSubset } = await import('../../../activities/dataset/split');
-  const { checkPresetCounts, getPreset } = await import('../../../activities/dataset/presets');
+  const { writeCocoSubset, writeVocSubset } = await import('../../../activities/kinds/dataset/split');
+  const { checkPresetCounts, getPreset } = await import('../../../activities/kinds/dataset/presets');
   const annotationList = (args.values.annotations as string[] | undefined) ?? [];
   if (annotationList.length > 1) throw new UsageError('split takes one --annotations file');
   const annotations = annotationList[0];
@@ -198,8 +198,8 @@ async function runSplit(args: CommandArgs): Promise<number> {
 }
 
 async function runCheck(args: CommandArgs): Promise<number> {
-  const ds = await import('../../../activities/dataset/index');
-  const { checkPresetCounts, getPreset } = await import('../../../activities/dataset/presets');
+  const ds = await import('../../../activities/kinds/dataset/index');
+  const { checkPresetCounts, getPreset } = await import('../../../activities/kinds/dataset/presets');
   const policy = oneOf(args, 'on-corrupt', ['fail', 'skip'] as const, 'fail');
   const presetName = stringOption(args, 'preset');
   const preset = presetName === undefined ? undefined : getPreset(presetName);
@@ -269,7 +269,7 @@ async function runCheck(args: CommandArgs): Promise<number> {
 }
 
 async function runPresets(): Promise<number> {
-  const { PRESETS } = await import('../../../activities/dataset/presets');
+  const { PRESETS } = await import('../../../activities/kinds/dataset/presets');
   for (const p of PRESETS)
     console.log(`${p.name.padEnd(24)} ${p.images.toLocaleString('en-US').padStart(8)}  ${p.description}`);
   return 0;

@@ -39,9 +39,9 @@ function required(args: CommandArgs, name: string): string {
 }
 
 async function runCoco(args: CommandArgs): Promise<number> {
-  const { evaluateCocoFiles, cocoSummaryJson, cocoReport } = await import('../../../activities/eval/report');
-  const { formatCocoSummary } = await import('../../../activities/eval/coco');
-  const { formatFixed } = await import('../../../activities/eval/numeric');
+  const { evaluateCocoFiles, cocoSummaryJson, cocoReport } = await import('../../../activities/kinds/eval/report');
+  const { formatCocoSummary } = await import('../../../activities/kinds/eval/coco');
+  const { formatFixed } = await import('../../../activities/kinds/eval/numeric');
   const iouType = stringOption(args, 'iou-type') ?? 'bbox';
   if (iouType !== 'bbox' && iouType !== 'segm')
     throw new UsageError(`--iou-type must be bbox or segm, got ${JSON.stringify(iouType)}`);
@@ -71,8 +71,8 @@ async function runCoco(args: CommandArgs): Promise<number> {
 }
 
 async function runVoc(args: CommandArgs): Promise<number> {
-  const { evaluateVocFiles, vocSummaryJson, vocReport } = await import('../../../activities/eval/report');
-  const { formatFixed } = await import('../../../activities/eval/numeric');
+  const { evaluateVocFiles, vocSummaryJson, vocReport } = await import('../../../activities/kinds/eval/report');
+  const { formatFixed } = await import('../../../activities/kinds/eval/numeric');
   const metric = stringOption(args, 'metric') ?? 'both';
   if (metric !== 'voc07' && metric !== 'voc12' && metric !== 'both')
     throw new UsageError(`--metric must be voc07, voc12 or both, got ${JSON.stringify(metric)}`);

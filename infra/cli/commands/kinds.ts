@@ -1,4 +1,4 @@
-import { getStepKind, stepKinds } from '../../../activities/registry';
+import { getStepKind, stepKinds } from '../../../activities/runtime/registry';
 import { suggest } from '../../did-you-mean';
 import { UsageError, type Command } from '../command';
 

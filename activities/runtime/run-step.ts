@@ -1,0 +1,321 @@
+/**
+ * `runStep`: the one activity that runs any step kind. For a step of a run it
+ * 1. reads the step from the plan artifact and binds upstream outputs (from their step records),
+ * 2. checks the parameters against the kind's schema,
+ * 3. looks up the cache: key = hash(kind, kind version, params with artifacts as digests); a hit whose
+ *    output artifacts are all still present is reused (`cached`),
+ * 4. otherwise runs the kind with heartbeats (progress + checkpoint), cancellation and a resume point
+ *    (the last heartbeat of the previous attempt),
+ * 5. writes the provenance record, the OpenLineage events, the step record and the cache entry.
+ *
+ * Permanent faults (AblateError, non-retryable) become non-retryable ApplicationFailures of the same
+ * type; anything else is retried by Temporal with the step's retry policy.
+ */
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { arch, platform, versions } from 'node:process';
+
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+
+import { contentHash } from '../../infra/canonical-json';
+import { assertStepParams } from '../../infra/compiler/kind-schemas';
+import { AblateError, ErrorType, permanent } from '../../infra/errors';
+import type { ArtifactStore } from '../../infra/store/index';
+import { isArtifactRef, type ArtifactRef, type JsonValue, type StepOutputs } from '../../workflows/plan-types';
+import { bindReferences, readOutput } from './bind';
+import type { LoadedPlan } from './plan-loader';
+import {
+  collectArtifactRefs,
+  getCodeVersion,
+  openLineageEvents,
+  workerIdentity,
+  type ProvenanceRecord,
+} from './provenance';
+import { getStepKind } from './registry';
+import { recordKeys, type CacheEntry, type ProducerRecord, type StepRecord } from './run-records';
+import { createStepContext } from './step-context';
+import type { StepProgress } from './step-kind';
+
+export interface RunStepInput {
+  runId: string;
+  planRef: ArtifactRef;
+  /** Key of the planned step. */
+  key: string;
+  /** Ignore cached results (they are still written). */
+  noCache: boolean;
+}
+
+export interface RunStepResult {
+  cached: boolean;
+  durationMs: number;
+}
+
+/** Heartbeat details: the kind's last progress report. */
+export interface StepHeartbeat {
+  progress: StepProgress;
+  atMs: number;
+}
+
+export interface RunStepDeps {
+  store: ArtifactStore;
+  loadPlan: (ref: ArtifactRef) => Promise<LoadedPlan>;
+  /** OpenLineage namespace of the datasets/jobs. */
+  lineageNamespace?: string;
+}
+
+/** The cache key of a step: kind, kind version, and parameters with every artifact replaced by its digest. */
+export function cacheKeyOf(kind: string, version: string, params: unknown): string {
+  return contentHash({ kind, version, params: digestsOnly(params) });
+}
+
+function digestsOnly(value: unknown): unknown {
+  if (isArtifactRef(value)) return { digest: value.digest };
+  if (Array.isArray(value)) return value.map(digestsOnly);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, digestsOnly(v)]));
+  }
+  return value;
+}
+
+export function createRunStep(deps: RunStepDeps) {
+  const { store } = deps;
+
+  /**
+   * Replace every `{$from}` in `value` with the upstream output it names. `producers` receives, for each
+   * artifact bound, the key of the step that produced it (for provenance).
+   */
+  async function bind(
+    value: JsonValue,
+    runId: string,
+    label: string,
+    producers: Map<string, string>,
+  ): Promise<JsonValue> {
+    const records = new Map<string, StepRecord>();
+    const read = async (stepKey: string): Promise<StepRecord> => {
+      let r = records.get(stepKey);
+      if (!r) {
+        r = await store.getRecord<StepRecord>(recordKeys.step(runId, stepKey));
+        if (!r)
+          throw permanent(
+            ErrorType.ArtifactNotFound,
+            `${label}: upstream step ${stepKey} has no record in run ${runId}`,
+          );
+        records.set(stepKey, r);
+      }
+      return r;
+    };
+    return bindReferences(value, async (from) => {
+      const record = await read(from.step);
+      const out = readOutput(record.outputs, from);
+      if (out === undefined) {
+        throw permanent(
+          ErrorType.InvalidInput,
+          `${label}: upstream step ${record.label} has no output "${from.output}"`,
+        );
+      }
+      if (isArtifactRef(out)) producers.set(out.digest, from.step);
+      return out;
+    });
+  }
+
+  async function outputsPresent(outputs: StepOutputs): Promise<boolean> {
+    for (const o of Object.values(outputs))
+      if (isArtifactRef(o) && !(await store.has(o.digest))) return false;
+    return true;
+  }
+
+  return async function runStep(input: RunStepInput): Promise<RunStepResult> {
+    const activity = Context.current();
+    const info = activity.info;
+    const started = Date.now();
+    const { byKey } = await deps.loadPlan(input.planRef);
+    const step = byKey.get(input.key);
+    if (!step)
+      throw nonRetryable(
+        permanent(ErrorType.InvalidPipeline, `step ${input.key} is not in plan ${input.planRef.digest}`),
+      );
+    const kind = getStepKind(step.uses);
+    if (!kind) {
+      throw nonRetryable(
+        permanent(
+          ErrorType.InvalidPipeline,
+          `step kind ${step.uses} is not installed on worker ${workerIdentity(info.taskQueue).host}`,
+        ),
+      );
+    }
+    try {
+      const producers = new Map<string, string>();
+      const params = (await bind(step.with, input.runId, step.label, producers)) as Record<string, JsonValue>;
+      assertStepParams(kind, params, step.label);
+      const cacheKey = cacheKeyOf(kind.name, kind.version, params);
+
+      const cacheable = step.cache && kind.cacheable !== false;
+      if (cacheable && !input.noCache) {
+        const hit = await store.getRecord<CacheEntry>(recordKeys.cache(cacheKey));
+        if (hit && (await outputsPresent(hit.outputs))) {
+          await writeStepRecord({ status: 'cached', outputs: hit.outputs, provenance: hit.provenance });
+          return { cached: true, durationMs: Date.now() - started };
+        }
+      }
+
+      const heartbeatDetails = info.heartbeatDetails as StepHeartbeat | undefined;
+      const workDir = join(tmpdir(), `ablate-${step.key}-${info.attempt}-${randomBytes(4).toString('hex')}`);
+      let lastProgress: StepProgress = heartbeatDetails?.progress ?? {};
+      const beat = () =>
+        activity.heartbeat({ progress: lastProgress, atMs: Date.now() } satisfies StepHeartbeat);
+      // Heartbeats prove the worker is alive even while a kind reports nothing; they also carry
+      // cancellation to us. Temporal throttles what actually goes to the server.
+      const timer = setInterval(
+        beat,
+        Math.max(500, Math.min(10_000, (info.heartbeatTimeoutMs ?? 60_000) / 4)),
+      );
+      beat();
+      let outputs: StepOutputs;
+      const { ctx, annotations } = createStepContext({
+        store,
+        workDir,
+        heartbeat: (progress) => {
+          lastProgress = progress;
+          beat();
+        },
+        resumeFrom: heartbeatDetails?.progress,
+        attempt: info.attempt,
+        signal: activity.cancellationSignal,
+        log: {
+          info: (message, fields) => {
+            activity.log.info(`${step.label}: ${message}`, fields);
+          },
+          warn: (message, fields) => {
+            activity.log.warn(`${step.label}: ${message}`, fields);
+          },
+        },
+      });
+      const startedAt = new Date();
+      try {
+        // A kind that ignores ctx.signal still stops being waited for once the step is cancelled.
+        outputs = await Promise.race([
+          kind.run(params, ctx),
+          activity.cancelled.then(() => undefined as never),
+        ]);
+      } finally {
+        clearInterval(timer);
+        await rm(workDir, { recursive: true, force: true });
+      }
+      for (const [name, spec] of Object.entries(kind.outputs)) {
+        if (name in outputs) continue;
+        if (!spec.optional)
+          throw permanent(
+            ErrorType.InvalidInput,
+            `${step.label}: ${kind.name} did not produce its output "${name}"`,
+          );
+        outputs[name] = null;
+      }
+      const endedAt = new Date();
+      const metrics: Record<string, JsonValue> = {};
+      for (const [name, spec] of Object.entries(kind.outputs))
+        if (spec.type === 'value') metrics[name] = outputs[name] as JsonValue;
+      const record: ProvenanceRecord = {
+        schema: 'ablate.provenance/v1',
+        runId: input.runId,
+        workflowId: info.workflowExecution?.workflowId ?? input.runId,
+        temporalRunId: info.workflowExecution?.runId ?? '',
+        step: {
+          key: step.key,
+          ids: step.ids,
+          label: step.label,
+          kind: kind.name,
+          kindVersion: kind.version,
+          cells: step.cells.length,
+        },
+        cacheKey,
+        params,
+        inputs: collectArtifactRefs(params).map(({ path, ref }) => ({
+          path,
+          uri: ref.uri,
+          digest: ref.digest,
+          mediaType: ref.mediaType,
+          ...(producers.has(ref.digest) ? { fromStep: producers.get(ref.digest) } : {}),
+        })),
+        outputs,
+        metrics,
+        parents: step.needs,
+        code: await getCodeVersion(),
+        runtime: { node: versions.node, platform, arch, device: 'cpu', ...annotations },
+        worker: workerIdentity(info.taskQueue),
+        attempt: info.attempt,
+        startedAt: startedAt.toISOString(),
+        endedAt: endedAt.toISOString(),
+      };
+      const provenance = await store.putJson(record, 'application/vnd.ablate.provenance+json');
+      const entry: CacheEntry = {
+        cacheKey,
+        uses: kind.name,
+        kindVersion: kind.version,
+        outputs,
+        provenance,
+        runId: input.runId,
+        stepKey: step.key,
+        createdAt: endedAt.toISOString(),
+      };
+      const recordProducer = async (output: string, digest: string) => {
+        if (await store.getRecord(recordKeys.producer(digest))) return; // the first producer stays
+        const producer: ProducerRecord = {
+          digest,
+          runId: input.runId,
+          stepKey: step.key,
+          label: step.label,
+          output,
+        };
+        await store.putRecord(recordKeys.producer(digest), producer);
+      };
+      // Independent writes, so in parallel; all are done before the step reports success.
+      await Promise.all([
+        store.putRecord(recordKeys.openLineage(input.runId, step.key), {
+          events: openLineageEvents(record, deps.lineageNamespace ?? store.url),
+        }),
+        writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt),
+        ...Object.entries(outputs).map(([name, v]) =>
+          isArtifactRef(v) ? recordProducer(name, v.digest) : undefined,
+        ),
+        cacheable ? store.putRecord(recordKeys.cache(cacheKey), entry) : undefined,
+      ]);
+      return { cached: false, durationMs: Date.now() - started };
+
+      async function writeStepRecord(
+        r: Pick<StepRecord, 'status' | 'outputs' | 'provenance'>,
+        s: Date = new Date(started),
+        e: Date = new Date(),
+      ): Promise<void> {
+        const full: StepRecord = {
+          runId: input.runId,
+          key: step!.key,
+          label: step!.label,
+          uses: step!.uses,
+          ...r,
+          cacheKey,
+          attempt: info.attempt,
+          startedAt: s.toISOString(),
+          endedAt: e.toISOString(),
+          durationMs: e.getTime() - s.getTime(),
+        };
+        await store.putRecord(recordKeys.step(input.runId, step!.key), full);
+      }
+    } catch (err) {
+      if (err instanceof CancelledFailure || activity.cancellationSignal.aborted) throw err;
+      throw err instanceof AblateError ? nonRetryable(err) : err;
+    }
+  };
+}
+
+/** An AblateError as the ApplicationFailure Temporal understands (retryable or not, typed). */
+function nonRetryable(err: AblateError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: err.type,
+    message: err.message,
+    nonRetryable: !err.retryable,
+    cause: err,
+  });
+}
