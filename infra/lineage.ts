@@ -4,7 +4,12 @@
  * artifact a run touched against its digest.
  */
 import type { ProvenanceRecord } from '../activities/runtime/provenance';
-import { recordKeys, type ProducerRecord, type RunSummary, type StepRecord } from '../activities/runtime/run-records';
+import {
+  recordKeys,
+  type ProducerRecord,
+  type RunSummary,
+  type StepRecord,
+} from '../activities/runtime/run-records';
 import {
   isArtifactRef,
   TREE_MEDIA_TYPE,

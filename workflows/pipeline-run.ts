@@ -30,12 +30,10 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { createActivities } from '../activities/index';
+import type { BookkeepingActivities, StepActivities } from '../activities/index';
 import type { RunSummaryResult } from '../activities/runtime/orchestration';
 import { DagState, emptyCounts, runStatus, type GraphStep } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';
-
-type Activities = ReturnType<typeof createActivities>;
 
 export interface PipelineRunInput {
   /** ablate's run id (the workflow id). */
@@ -77,7 +75,7 @@ const PLAN_CHUNK = 2000;
 
 // Loading the DAG and writing the summary are short bookkeeping reads/writes on the store.
 const bookkeeping = (prefix: string) =>
-  proxyActivities<Activities>({
+  proxyActivities<BookkeepingActivities>({
     taskQueue: `${prefix}-cpu`,
     startToCloseTimeout: '5 minutes',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
@@ -131,7 +129,8 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
     const step = steps[i]!;
     dag.markRunning(i);
     since.set(i, Date.now());
-    const { runStep } = proxyActivities<Activities>({
+    // Each kind is its own activity type (`train.detector`), so the UI and metrics tell steps apart.
+    const runStep = proxyActivities<StepActivities>({
       taskQueue: `${input.taskQueuePrefix}-${step.queue}`,
       activityId: step.key,
       startToCloseTimeout: step.timeoutMs,
@@ -144,7 +143,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
         maximumInterval: step.retry.maxIntervalMs,
       },
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    });
+    })[step.uses]!;
     const promise = runStep({
       runId: input.runId,
       planRef: input.planRef,

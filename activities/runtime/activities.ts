@@ -1,20 +1,34 @@
 /**
  * The activities a worker registers, built from their dependencies (the artifact store), so tests can
- * pass their own store. Workflows type them with `proxyActivities<ReturnType<typeof createActivities>>`.
+ * pass their own store: one activity type per step kind, named by the kind (`train.detector`), all run
+ * by the same step runner, plus the pipeline workflow's bookkeeping (loading the DAG, the summary).
+ * Workflows type them with {@link StepActivities} and {@link BookkeepingActivities}.
  */
 import type { ArtifactStore } from '../../infra/store/index';
 import { createOrchestrationActivities } from './orchestration';
 import { createPlanLoader } from './plan-loader';
-import { createRunStep } from './run-step';
+import { stepKinds } from './registry';
+import { createRunStep, type RunStepInput, type RunStepResult } from './run-step';
 
 export interface ActivityDeps {
   store: ArtifactStore;
 }
 
-export function createActivities(deps: ActivityDeps) {
+/** A step activity: the same input and result whatever the kind. */
+export type StepActivity = (input: RunStepInput) => Promise<RunStepResult>;
+
+/** Step activities by kind name (the activity type is the kind's name). */
+export type StepActivities = Record<string, StepActivity>;
+
+/** The pipeline workflow's bookkeeping activities. */
+export type BookkeepingActivities = ReturnType<typeof createOrchestrationActivities>;
+
+export function createActivities(deps: ActivityDeps): BookkeepingActivities & StepActivities {
   const loadPlan = createPlanLoader(deps.store);
+  const runStep = createRunStep({ store: deps.store, loadPlan });
+  const steps: StepActivities = Object.fromEntries(stepKinds.map((k) => [k.name, runStep]));
   return {
-    runStep: createRunStep({ store: deps.store, loadPlan }),
+    ...steps,
     ...createOrchestrationActivities({ store: deps.store, loadPlan }),
-  };
+  } as BookkeepingActivities & StepActivities;
 }

@@ -8,7 +8,12 @@ import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 
-import { isArtifactRef, type ArtifactRef, type JsonValue, type StepOutputs } from '../../workflows/plan-types';
+import {
+  isArtifactRef,
+  type ArtifactRef,
+  type JsonValue,
+  type StepOutputs,
+} from '../../workflows/plan-types';
 
 const run = promisify(execFile);
 

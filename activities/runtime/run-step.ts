@@ -24,7 +24,12 @@ import { contentHash } from '../../infra/canonical-json';
 import { assertStepParams } from '../../infra/compiler/kind-schemas';
 import { AblateError, ErrorType, permanent } from '../../infra/errors';
 import type { ArtifactStore } from '../../infra/store/index';
-import { isArtifactRef, type ArtifactRef, type JsonValue, type StepOutputs } from '../../workflows/plan-types';
+import {
+  isArtifactRef,
+  type ArtifactRef,
+  type JsonValue,
+  type StepOutputs,
+} from '../../workflows/plan-types';
 import { bindReferences, readOutput } from './bind';
 import type { LoadedPlan } from './plan-loader';
 import {
@@ -143,6 +148,15 @@ export function createRunStep(deps: RunStepDeps) {
         permanent(
           ErrorType.InvalidPipeline,
           `step kind ${step.uses} is not installed on worker ${workerIdentity(info.taskQueue).host}`,
+        ),
+      );
+    }
+    if (info.activityType !== kind.name) {
+      // The workflow names the activity type after the step's kind; a mismatch is a plan/worker bug.
+      throw nonRetryable(
+        permanent(
+          ErrorType.InvalidPipeline,
+          `step ${step.label} is a ${kind.name} step but ran as activity type ${info.activityType}`,
         ),
       );
     }

@@ -1,23 +1,11 @@
 /**
- * The contract every step kind implements. A kind is pure data (name, version, the JSON Schema of its
- * `with`, its outputs, its default queue) plus `run`. Kind modules must import heavy libraries
- * (TensorFlow.js, sharp) lazily inside `run`, so that `ablate validate` and `ablate plan` stay fast.
+ * The contract every step kind implements: its descriptor (infra/kinds: name, version, schemas, output
+ * types, queue) plus `run`, and the {@link StepContext} `run` receives from the step runtime.
+ * Implementations import heavy libraries (TensorFlow.js, sharp) lazily inside `run`, so that workers
+ * and the CLI start fast.
  */
-import type { ArtifactRef, JsonValue, QueueName, RetrySpec, StepOutputs } from '../../workflows/plan-types';
-
-/** A JSON Schema (draft 2020-12) object. */
-export type JsonSchema = { [key: string]: unknown };
-
-/** One output a step kind produces. */
-export interface OutputSpec {
-  /** `artifact`: an ArtifactRef in the store; `value`: small JSON (metrics, counts). */
-  type: 'artifact' | 'value';
-  description: string;
-  /** For artifacts: the media type written. */
-  mediaType?: string;
-  /** Produced only for some parameters (e.g. per format); reads as null when absent. */
-  optional?: boolean;
-}
+import type { KindDescriptor } from '../../infra/kinds/descriptor';
+import type { ArtifactRef, JsonValue, StepOutputs } from '../../workflows/plan-types';
 
 /** Progress and resume state a running step reports through its heartbeat. */
 export interface StepProgress {
@@ -65,47 +53,16 @@ export interface StepContext {
   annotate(facts: Record<string, JsonValue>): void;
 }
 
-/** A step kind: what `uses:` names in a pipeline. */
-export interface StepKind<P = Record<string, unknown>> {
-  /** e.g. `dataset.split`. */
-  name: string;
-  /** Implementation version: bump when the same inputs would give different outputs (part of the cache key). */
-  version: string;
-  /** One line for `ablate kinds`. */
-  summary: string;
-  /** Queue used unless the pipeline says otherwise. */
-  queue: QueueName;
-  /** JSON Schema (draft 2020-12) of the step's `with`; published under pipelines/kinds/. */
-  withSchema: JsonSchema;
-  outputs: Record<string, OutputSpec>;
-  /**
-   * False for kinds whose outputs depend on more than their parameters (e.g. files read from a path):
-   * their results are never taken from the step cache. @default true
-   */
-  cacheable?: boolean;
-  /** Defaults for the step's limits; the pipeline's `timeout` / `retry` override them. */
-  defaults?: { timeoutMs?: number; heartbeatTimeoutMs?: number; retry?: Partial<RetrySpec> };
+/** A step kind: its descriptor plus how it runs. What `uses:` names in a pipeline. */
+export interface StepKind<P = Record<string, unknown>> extends KindDescriptor<P> {
   /** Does the work. `params` is the validated `with`, with upstream outputs bound in. */
   run(params: P, ctx: StepContext): Promise<StepOutputs>;
 }
 
-/** Identity function that gives a kind literal its type. */
-export function defineStepKind<P>(kind: StepKind<P>): StepKind<P> {
-  return kind;
+/** Pair a descriptor with its implementation. */
+export function implementKind<P>(
+  descriptor: KindDescriptor<P>,
+  run: (params: P, ctx: StepContext) => Promise<StepOutputs>,
+): StepKind<P> {
+  return { ...descriptor, run };
 }
-
-/**
- * The JSON Schema of an artifact-valued parameter. In pipelines it is written as a template such as
- * `${steps.split.outputs.annotations}`; the compiler checks the reference, the runner binds the ref.
- */
-export const artifactRefSchema: JsonSchema = {
-  type: 'object',
-  required: ['uri', 'digest', 'sizeBytes', 'mediaType'],
-  properties: {
-    uri: { type: 'string' },
-    digest: { type: 'string', pattern: '^sha256:[0-9a-f]{64}$' },
-    sizeBytes: { type: 'integer', minimum: 0 },
-    mediaType: { type: 'string' },
-  },
-  additionalProperties: false,
-};

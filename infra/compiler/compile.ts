@@ -14,8 +14,8 @@
 import { readFile } from 'node:fs/promises';
 
 import pipelineSchema from '../../pipelines/pipeline.schema.json' with { type: 'json' };
-import { getStepKind, stepKindNames } from '../../activities/runtime/registry';
-import type { StepKind } from '../../activities/runtime/step-kind';
+import type { KindDescriptor } from '../kinds/descriptor';
+import { getKindDescriptor, kindNames } from '../kinds/index';
 import { canonicalJson, contentHash, sha256Hex } from '../canonical-json';
 import { suggest } from '../did-you-mean';
 import type {
@@ -29,6 +29,7 @@ import type {
   RetrySpec,
 } from '../../workflows/plan-types';
 import { parseDurationMs } from './duration';
+import { referenceTypeError } from './output-types';
 import { ajv, kindValidator } from './kind-schemas';
 import { ajvIssues, PipelineInvalidError, show, type PipelineIssue } from './issues';
 import { escapePointerToken, JsonSyntaxError, parseJsonWithPositions, type ParsedJson } from './json-source';
@@ -60,12 +61,15 @@ export interface CompileOptions {
   file?: string;
   /** Refuse grids with more cells than this. @default 10000 */
   maxCells?: number;
-  /** Step kind lookup. @default the registry in activities/registry.ts */
-  kinds?: { get(name: string): StepKind<unknown> | undefined; names(): string[] };
+  /** Step kind lookup. @default the descriptors in infra/kinds */
+  kinds?: { get(name: string): KindDescriptor<unknown> | undefined; names(): string[] };
 }
 
-type AnyKind = StepKind<unknown>;
-const defaultKinds = { get: (n: string) => getStepKind(n) as AnyKind | undefined, names: stepKindNames };
+type AnyKind = KindDescriptor<unknown>;
+const defaultKinds = {
+  get: (n: string) => getKindDescriptor(n) as AnyKind | undefined,
+  names: kindNames,
+};
 
 const validatePipelineShape = ajv.compile(pipelineSchema);
 
@@ -484,10 +488,10 @@ class Compiler {
       return;
     }
     if (!isWhole) this.issue(at, `${source}: an output reference must be the whole string, not part of one`);
-    if (spec.type === 'artifact' && ref.path.length > 0) {
+    if (spec.type !== 'value' && ref.path.length > 0) {
       this.issue(
         at,
-        `${source}: "${ref.output}" is an artifact; fields of artifacts cannot be read in templates`,
+        `${source}: "${ref.output}" is a ${spec.type}; fields of artifacts cannot be read in templates`,
       );
     }
     if (inGroupBy && ref.path.length > 0)
@@ -898,12 +902,26 @@ class Compiler {
   ): { params: JsonObject; refs: Array<{ path: string[]; ref: JsonObject }> } | undefined {
     const refs: Array<{ path: string[]; ref: JsonObject }> = [];
     const ignored: string[] = [];
+    const typeErrors: Array<{ pointer: string; message: string }> = [];
     const placeholder = (v: JsonValue, path: string[]): JsonValue => {
       if (isOutputReference(v)) {
         refs.push({ path, ref: v as JsonObject });
         const upstream = steps.get(v.$from.step);
         const spec = upstream ? this.kinds.get(upstream.uses)?.outputs[v.$from.output] : undefined;
-        if (spec?.type === 'artifact' && !v.$from.path) {
+        const problem = spec && referenceTypeError(t.kind.withSchema, path, spec, v.$from.path ?? []);
+        if (problem) {
+          const field = [v.$from.output, ...(v.$from.path ?? [])].join('.');
+          const wantsList = problem.startsWith('expects a list') && !t.groupBy;
+          typeErrors.push({
+            pointer: `${t.pointer}/with/${path.map(escapePointerToken).join('/')}`,
+            message:
+              `\${steps.${upstream!.id}.outputs.${field}}: ${t.kind.name} ${problem}` +
+              (wantsList
+                ? ' (hint: in a step with groupBy, an output reads as a list of {cell, value})'
+                : ''),
+          });
+        }
+        if (spec && spec.type !== 'value' && !v.$from.path && !problem) {
           return {
             uri: 'pending:',
             digest: PENDING_DIGEST,
@@ -923,6 +941,11 @@ class Compiler {
       return v;
     };
     const candidate = placeholder(resolved, []) as JsonObject;
+    if (typeErrors.length > 0) {
+      const where = t.axes.length || t.deps.length || t.usesCellId ? cellLabel : '';
+      for (const e of typeErrors) this.cellIssue(e.pointer, e.message, where);
+      return undefined;
+    }
     const validate = kindValidator(t.kind);
     if (!validate(candidate)) {
       const errors = (validate.errors ?? []).filter(

@@ -4,7 +4,7 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020';
 
-import type { StepKind } from '../../activities/runtime/step-kind';
+import type { KindDescriptor } from '../kinds/descriptor';
 import { ErrorType, permanent } from '../errors';
 import { ajvIssues } from './issues';
 
@@ -14,7 +14,7 @@ export const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: false, 
 const validators = new Map<string, ValidateFunction>();
 
 /** The compiled validator of a kind's `with`. */
-export function kindValidator(kind: StepKind<unknown>): ValidateFunction {
+export function kindValidator(kind: KindDescriptor<unknown>): ValidateFunction {
   let v = validators.get(kind.name);
   if (!v) {
     v = ajv.compile(kind.withSchema);
@@ -24,7 +24,7 @@ export function kindValidator(kind: StepKind<unknown>): ValidateFunction {
 }
 
 /** Check bound parameters at run time; throws a non-retryable InvalidInput naming each problem. */
-export function assertStepParams(kind: StepKind<unknown>, params: unknown, where: string): void {
+export function assertStepParams(kind: KindDescriptor<unknown>, params: unknown, where: string): void {
   const validate = kindValidator(kind);
   if (validate(params)) return;
   const problems = ajvIssues(validate.errors ?? [], '').map((i) => `${i.pointer || '/'}: ${i.message}`);

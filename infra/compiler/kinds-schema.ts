@@ -4,11 +4,11 @@
  * knows the pipeline schema can also check step parameters. Generated from the registry:
  * `npm run schemas` writes it, and a test fails when it is stale.
  */
-import { stepKinds } from '../../activities/runtime/registry';
+import { kindDescriptors } from '../kinds/index';
 
 export function stepKindsSchema(): object {
   const defs: Record<string, object> = {};
-  for (const kind of stepKinds) {
+  for (const kind of kindDescriptors) {
     defs[kind.name] = {
       description: `${kind.summary} (version ${kind.version}, queue ${kind.queue})`,
       ...kind.withSchema,
@@ -22,8 +22,8 @@ export function stepKindsSchema(): object {
       'The `with` of each step kind. Generated from activities/registry.ts by `npm run schemas`; do not edit. Template strings (${...}) stand for values of the declared types.',
     $defs: defs,
     type: 'object',
-    properties: { uses: { enum: stepKinds.map((k) => k.name) } },
-    allOf: stepKinds.map((k) => ({
+    properties: { uses: { enum: kindDescriptors.map((k) => k.name) } },
+    allOf: kindDescriptors.map((k) => ({
       if: { properties: { uses: { const: k.name } }, required: ['uses'] },
       then: { properties: { with: { $ref: `#/$defs/${k.name}` } } },
     })),

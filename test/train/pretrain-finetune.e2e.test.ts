@@ -22,7 +22,8 @@ import { evaluateCoco } from '../../activities/kinds/eval/coco';
 import { runStepLocally } from '../../activities/runtime/step-context';
 import { createRng } from '../../infra/prng';
 import { trainPretrain } from '../../activities/kinds/train/pretrain';
-import { trainDetector, type TrainDetectorParams } from '../../activities/kinds/train/train-detector';
+import type { TrainDetectorParams } from '../../infra/kinds/train-detector';
+import { trainDetector } from '../../activities/kinds/train/train-detector';
 
 // Two test files run at once on two cores: one wasm thread each avoids oversubscription.
 process.env.ABLATE_WASM_THREADS ??= '1';

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { learningRateAt, PAPER_BASE_ITERATIONS, resolveSchedule } from '../../activities/kinds/train/schedule';
+import {
+  learningRateAt,
+  PAPER_BASE_ITERATIONS,
+  resolveSchedule,
+} from '../../activities/kinds/train/schedule';
 
 describe('the paper schedule rule', () => {
   it("places the two x0.1 decays at the paper's last 60k and last 20k iterations", () => {

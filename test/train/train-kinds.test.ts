@@ -19,7 +19,8 @@ import type { StepProgress } from '../../activities/runtime/step-kind';
 import { decodeCheckpoint } from '../../activities/kinds/train/checkpoint';
 import { isOutOfMemoryError } from '../../activities/kinds/train/loop';
 import { trainPretrain } from '../../activities/kinds/train/pretrain';
-import { trainDetector, type TrainDetectorParams } from '../../activities/kinds/train/train-detector';
+import type { TrainDetectorParams } from '../../infra/kinds/train-detector';
+import { trainDetector } from '../../activities/kinds/train/train-detector';
 
 // Two test files run at once on two cores: one wasm thread each avoids oversubscription.
 process.env.ABLATE_WASM_THREADS ??= '1';

@@ -5,101 +5,8 @@
  */
 import { ErrorType, permanent } from '../../../infra/errors';
 import { isArtifactRef, type JsonValue } from '../../../workflows/plan-types';
-import { defineStepKind } from '../../runtime/step-kind';
-
-interface ReportRow {
-  cell: Record<string, JsonValue>;
-  value: JsonValue;
-}
-
-export interface ReportTableParams {
-  title?: string;
-  rows: ReportRow[];
-  /** Fields of each value to show, in order (dotted paths of nested metrics); default: every field. */
-  columns?: string[];
-  /** Digits after the decimal point. */
-  precision?: number;
-}
-
-export const reportTable = defineStepKind<ReportTableParams>({
-  name: 'report.table',
-  version: '1',
-  summary: 'Tabulate one value per grid cell (metrics) as Markdown, CSV and JSON.',
-  queue: 'cpu',
-  withSchema: {
-    type: 'object',
-    required: ['rows'],
-    properties: {
-      title: { type: 'string' },
-      rows: {
-        type: 'array',
-        description: 'One {cell, value} per cell: write ${steps.ID.outputs.NAME} in a step with groupBy.',
-        items: {
-          type: 'object',
-          required: ['cell', 'value'],
-          properties: { cell: { type: 'object' }, value: {} },
-          additionalProperties: false,
-        },
-      },
-      columns: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
-      precision: { type: 'integer', minimum: 0, maximum: 12, default: 4 },
-    },
-    additionalProperties: false,
-  },
-  outputs: {
-    markdown: { type: 'artifact', description: 'The table in Markdown.', mediaType: 'text/markdown' },
-    csv: { type: 'artifact', description: 'The table as CSV.', mediaType: 'text/csv' },
-    json: { type: 'artifact', description: 'Rows as JSON: [{cell, values}].', mediaType: 'application/json' },
-    rows: { type: 'value', description: 'Number of rows.' },
-  },
-  async run(params, ctx) {
-    if (params.rows.length === 0) throw permanent(ErrorType.InvalidInput, 'report.table got no rows');
-    const rows: Array<{ cell: Record<string, JsonValue>; values: Record<string, JsonValue> }> = [];
-    for (const row of params.rows) {
-      let value = row.value;
-      if (isArtifactRef(value))
-        value = JSON.parse((await ctx.readBytes(value)).toString('utf8')) as JsonValue;
-      rows.push({ cell: row.cell, values: flatten(value) });
-    }
-    const axes = [...new Set(rows.flatMap((r) => Object.keys(r.cell)))];
-    const columns = params.columns ?? [...new Set(rows.flatMap((r) => Object.keys(r.values)))];
-    const precision = params.precision ?? 4;
-    const fmt = (v: JsonValue | undefined): string =>
-      v === undefined || v === null
-        ? ''
-        : typeof v === 'number'
-          ? Number.isInteger(v)
-            ? String(v)
-            : v.toFixed(precision)
-          : typeof v === 'string'
-            ? v
-            : JSON.stringify(v);
-    const cellText = (v: JsonValue | undefined) =>
-      typeof v === 'object' && v !== null && !Array.isArray(v) && typeof v.name === 'string'
-        ? v.name
-        : fmt(v);
-    const header = [...axes, ...columns];
-    const body = rows.map((r) => [
-      ...axes.map((a) => cellText(r.cell[a])),
-      ...columns.map((c) => fmt(r.values[c])),
-    ]);
-    const md = [
-      ...(params.title ? [`# ${params.title}`, ''] : []),
-      `| ${header.join(' | ')} |`,
-      `|${header.map(() => ' --- ').join('|')}|`,
-      ...body.map((b) => `| ${b.join(' | ')} |`),
-      '',
-    ].join('\n');
-    const csvEscape = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-    const csv = [header, ...body].map((r) => r.map(csvEscape).join(',')).join('\n') + '\n';
-    return {
-      markdown: await ctx.publishBytes(md, { mediaType: 'text/markdown' }),
-      csv: await ctx.publishBytes(csv, { mediaType: 'text/csv' }),
-      json: await ctx.publishBytes(JSON.stringify(rows), { mediaType: 'application/json' }),
-      rows: rows.length,
-    };
-  },
-});
+import { reportTableKind } from '../../../infra/kinds/report';
+import { implementKind } from '../../runtime/step-kind';
 
 /** `{a: {b: 1}, c: 2}` -> `{"a.b": 1, c: 2}`; a scalar becomes `{value: x}`. */
 function flatten(
@@ -114,3 +21,49 @@ function flatten(
   }
   return out;
 }
+
+/** `reportTable`'s implementation (its descriptor: infra/kinds). */
+export const reportTable = implementKind(reportTableKind, async (params, ctx) => {
+  if (params.rows.length === 0) throw permanent(ErrorType.InvalidInput, 'report.table got no rows');
+  const rows: Array<{ cell: Record<string, JsonValue>; values: Record<string, JsonValue> }> = [];
+  for (const row of params.rows) {
+    let value = row.value;
+    if (isArtifactRef(value)) value = JSON.parse((await ctx.readBytes(value)).toString('utf8')) as JsonValue;
+    rows.push({ cell: row.cell, values: flatten(value) });
+  }
+  const axes = [...new Set(rows.flatMap((r) => Object.keys(r.cell)))];
+  const columns = params.columns ?? [...new Set(rows.flatMap((r) => Object.keys(r.values)))];
+  const precision = params.precision ?? 4;
+  const fmt = (v: JsonValue | undefined): string =>
+    v === undefined || v === null
+      ? ''
+      : typeof v === 'number'
+        ? Number.isInteger(v)
+          ? String(v)
+          : v.toFixed(precision)
+        : typeof v === 'string'
+          ? v
+          : JSON.stringify(v);
+  const cellText = (v: JsonValue | undefined) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && typeof v.name === 'string' ? v.name : fmt(v);
+  const header = [...axes, ...columns];
+  const body = rows.map((r) => [
+    ...axes.map((a) => cellText(r.cell[a])),
+    ...columns.map((c) => fmt(r.values[c])),
+  ]);
+  const md = [
+    ...(params.title ? [`# ${params.title}`, ''] : []),
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => ' --- ').join('|')}|`,
+    ...body.map((b) => `| ${b.join(' | ')} |`),
+    '',
+  ].join('\n');
+  const csvEscape = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const csv = [header, ...body].map((r) => r.map(csvEscape).join(',')).join('\n') + '\n';
+  return {
+    markdown: await ctx.publishBytes(md, { mediaType: 'text/markdown' }),
+    csv: await ctx.publishBytes(csv, { mediaType: 'text/csv' }),
+    json: await ctx.publishBytes(JSON.stringify(rows), { mediaType: 'application/json' }),
+    rows: rows.length,
+  };
+});

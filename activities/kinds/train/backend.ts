@@ -25,6 +25,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 
 import type * as TfType from '@tensorflow/tfjs';
+import type { BackendChoice } from '../../../infra/kinds/train-knobs';
 
 /** The tfjs version the wasm thread patches and the fast gradients were verified against. */
 export const TFJS_PINNED_VERSION = '4.22.0';
@@ -38,7 +39,7 @@ export const TRAIN_ENV = {
 } as const;
 
 /** The backends a training step can run on, in preference order. */
-export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type { BackendChoice } from '../../../infra/kinds/train-knobs';
 
 type Tf = typeof TfType;
 

@@ -10,45 +10,11 @@ import { ErrorType, permanent } from '../../../infra/errors';
 import type { ArtifactRef, JsonValue } from '../../../workflows/plan-types';
 import type { StepContext } from '../../runtime/step-kind';
 import { hasNvidiaGpu, initTrainingBackend, type BackendChoice, type TrainingRuntime } from './backend';
+
+export type { TrainingKnobs } from '../../../infra/kinds/train-knobs';
 import { checkShapes, decodeCheckpoint, writeCheckpointFile } from './checkpoint';
 import { registerFastConvGradients } from './conv-grads';
 import type { ParamSet } from './params';
-import type { ArchName } from './resnet';
-
-/**
- * The model and optimisation knobs both training kinds take. Their defaults differ per kind (see
- * PRETRAIN_DEFAULTS and DETECTOR_DEFAULTS) and so are filled in by each kind.
- */
-export interface TrainingKnobs {
-  /** Backbone depth/width family. */
-  arch: ArchName;
-  /** Base width override (tiny: 16). */
-  width?: number;
-  /** "1x".."6x" (or the multiple as a number): N times baseIterations, with the paper's decay rule. */
-  schedule: string | number;
-  /** The 1x length in iterations (the paper: 90k for detection). */
-  baseIterations: number;
-  batchSize: number;
-  /** Base learning rate (SGD, momentum 0.9, weight decay 1e-4). */
-  lr: number;
-  /** Linear warm-up length. @default baseIterations / 6 */
-  warmupIterations?: number;
-  /** LR factor at the start of warm-up. @default 1/3 */
-  warmupFactor?: number;
-  /** Square input side, letterboxed. */
-  imageSize: number;
-  seed: number;
-  /** Checkpoint every N iterations (0: never). */
-  checkpointEvery: number;
-  /** bn: images per simulated replica (per-GPU batch). */
-  bnImagesPerReplica: number;
-  /** GroupNorm groups. @default 8 for tiny, 32 otherwise */
-  gnGroups?: number;
-  /** Memory the step may use, MiB. @default 4096 on wasm, 75% of RAM on cpu, unchecked on native */
-  memoryLimitMb?: number;
-  /** Force a tfjs backend instead of the automatic choice. */
-  backend?: BackendChoice;
-}
 
 /** Media type of weight and checkpoint artifacts (safetensors layout, see checkpoint.ts). */
 export const WEIGHTS_MEDIA_TYPE = 'application/vnd.ablate.weights+safetensors';

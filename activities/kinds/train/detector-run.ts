@@ -24,7 +24,7 @@ import { memoryLimitFor, runTraining } from './loop';
 import { ParamSet } from './params';
 import { createRng } from '../../../infra/prng';
 import { stepSchedule } from './schedule';
-import { DETECTOR_DEFAULTS, type TrainDetectorParams } from './train-detector';
+import { DETECTOR_DEFAULTS, type TrainDetectorParams } from '../../../infra/kinds/train-detector';
 
 type Tf = typeof TfType;
 

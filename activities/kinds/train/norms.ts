@@ -22,6 +22,7 @@
  * over groups of `imagesPerReplica` images of that batch, as if each group were on its own GPU.
  */
 import type * as TfType from '@tensorflow/tfjs';
+import type { NormKind } from '../../../infra/kinds/train-knobs';
 
 type Tf = typeof TfType;
 type Tensor = TfType.Tensor;
@@ -30,7 +31,7 @@ type Tensor4D = TfType.Tensor4D;
 type Variable = TfType.Variable;
 
 /** The normalisations a model can use (the paper's axis, plus `none`). */
-export type NormKind = 'gn' | 'bn' | 'syncbn' | 'frozenbn' | 'none';
+export type { NormKind } from '../../../infra/kinds/train-knobs';
 
 /** Every norm kind, for schemas and messages. */
 export const NORM_KINDS: readonly NormKind[] = ['gn', 'syncbn', 'bn', 'frozenbn', 'none'];

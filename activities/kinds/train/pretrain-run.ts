@@ -9,7 +9,7 @@ import { classificationBatch, ImageCache, loadClassificationSet, type Classifica
 import { createClassifier } from './detector';
 import { memoryLimitFor, runTraining } from './loop';
 import { ParamSet } from './params';
-import { PRETRAIN_DEFAULTS, type TrainPretrainParams } from './pretrain';
+import { PRETRAIN_DEFAULTS, type TrainPretrainParams } from '../../../infra/kinds/train-pretrain';
 import { createRng } from '../../../infra/prng';
 import { stepSchedule } from './schedule';
 

@@ -4,86 +4,12 @@
  * as the detector. Its `weights` output (the `backbone.*` tensors) is what `train.detector` fine-tunes
  * with `init: imagenet`. tfjs is loaded only inside `run`.
  */
-import type { ArtifactRef, StepOutputs } from '../../../workflows/plan-types';
-import { artifactRefSchema, defineStepKind } from '../../runtime/step-kind';
-import type { TrainingKnobs } from './common';
-import type { ArchName } from './resnet';
+import type { StepOutputs } from '../../../workflows/plan-types';
+import { trainPretrainKind } from '../../../infra/kinds/train-pretrain';
+import { implementKind } from '../../runtime/step-kind';
 
-/** Parameters of `train.pretrain` (defaults: {@link PRETRAIN_DEFAULTS}). */
-export interface TrainPretrainParams extends TrainingKnobs {
-  /** The dataset directory (tree) with `train/<class>/*` and `val/<class>/*`. */
-  dataset: ArtifactRef;
-  /** Frozen BN is a fine-tuning choice, not a pre-training one. */
-  norm: 'gn' | 'syncbn' | 'bn';
-}
-
-/** Defaults of the optional parameters. */
-export const PRETRAIN_DEFAULTS = {
-  arch: 'tiny' as ArchName,
-  schedule: '1x',
-  baseIterations: 300,
-  batchSize: 32,
-  // ResNet's lr for batch 256; a small demo batch tolerates it with GN/BN.
-  lr: 0.1,
-  imageSize: 64,
-  seed: 0,
-  checkpointEvery: 100,
-  // The usual per-GPU ImageNet batch.
-  bnImagesPerReplica: 32,
-};
-
-/** `train.pretrain`. */
-export const trainPretrain = defineStepKind<TrainPretrainParams>({
-  name: 'train.pretrain',
-  version: '1',
-  summary: 'Pre-train a ResNet backbone by classification on an ImageNet-layout dataset.',
-  queue: 'gpu',
-  withSchema: {
-    type: 'object',
-    required: ['dataset', 'norm'],
-    properties: {
-      dataset: { ...artifactRefSchema, description: 'Dataset tree with train/<class>/* and val/<class>/*.' },
-      arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
-      width: { type: 'integer', minimum: 4, maximum: 256 },
-      norm: { enum: ['gn', 'syncbn', 'bn'] },
-      schedule: {
-        oneOf: [
-          { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?x$' },
-          { type: 'number', exclusiveMinimum: 0 },
-        ],
-        default: '1x',
-      },
-      baseIterations: { type: 'integer', minimum: 3, default: 300 },
-      batchSize: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
-      lr: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
-      warmupIterations: { type: 'integer', minimum: 0 },
-      warmupFactor: { type: 'number', minimum: 0, maximum: 1 },
-      imageSize: { type: 'integer', minimum: 32, maximum: 1024, multipleOf: 32, default: 64 },
-      seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
-      checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
-      bnImagesPerReplica: { type: 'integer', minimum: 1, default: 32 },
-      gnGroups: { type: 'integer', minimum: 1 },
-      memoryLimitMb: { type: 'integer', minimum: 1 },
-      backend: { enum: ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] },
-    },
-    additionalProperties: false,
-  },
-  outputs: {
-    weights: {
-      type: 'artifact',
-      description: 'Backbone weights (backbone.* tensors, safetensors layout).',
-      mediaType: 'application/vnd.ablate.weights+safetensors',
-    },
-    lossCurve: {
-      type: 'artifact',
-      description: '{iterations, points: [[iteration, mean loss]]}.',
-      mediaType: 'application/json',
-    },
-    metrics: { type: 'value', description: 'top1 (val accuracy, 0..1), iterations, imagesPerSec.' },
-  },
-  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 10 * 60_000, retry: { maxAttempts: 5 } },
-  async run(params, ctx): Promise<StepOutputs> {
-    const { runTrainPretrain } = await import('./pretrain-run');
-    return runTrainPretrain(params, ctx);
-  },
+/** `trainPretrain`'s implementation (its descriptor: infra/kinds). */
+export const trainPretrain = implementKind(trainPretrainKind, async (params, ctx): Promise<StepOutputs> => {
+  const { runTrainPretrain } = await import('./pretrain-run');
+  return runTrainPretrain(params, ctx);
 });

@@ -16,12 +16,13 @@ import type * as TfType from '@tensorflow/tfjs';
 import { applyNorm, type NormKind, type NormOptions } from './norms';
 import { filledArray, heNormal, type ParamSet } from './params';
 import type { Rng } from '../../../infra/prng';
+import type { ArchName } from '../../../infra/kinds/train-knobs';
 
 type Tf = typeof TfType;
 type Tensor4D = TfType.Tensor4D;
 
 /** The backbone sizes ablate knows. */
-export type ArchName = 'tiny' | 'r50' | 'r101';
+export type { ArchName } from '../../../infra/kinds/train-knobs';
 
 export const ARCH_NAMES: readonly ArchName[] = ['tiny', 'r50', 'r101'];
 

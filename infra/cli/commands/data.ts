@@ -99,7 +99,7 @@ function progressPrinter(label: string): (done: number, total: number) => void {
 async function runSynth(args: CommandArgs): Promise<number> {
   const format = oneOf(args, 'format', SYNTH_FORMATS);
   const task = oneOf(args, 'task', SYNTH_TASKS, format === 'imagenet' ? 'classification' : 'detection');
-  const { taskFormatMismatch } = await import('../../../activities/kinds/dataset/synth-kind');
+  const { taskFormatMismatch } = await import('../../kinds/dataset-synth');
   const mismatch = taskFormatMismatch(task, format);
   if (mismatch) throw new UsageError(mismatch);
   const images = intOption(args, 'images', -1, 1);

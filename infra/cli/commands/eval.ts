@@ -39,7 +39,8 @@ function required(args: CommandArgs, name: string): string {
 }
 
 async function runCoco(args: CommandArgs): Promise<number> {
-  const { evaluateCocoFiles, cocoSummaryJson, cocoReport } = await import('../../../activities/kinds/eval/report');
+  const { evaluateCocoFiles, cocoSummaryJson, cocoReport } =
+    await import('../../../activities/kinds/eval/report');
   const { formatCocoSummary } = await import('../../../activities/kinds/eval/coco');
   const { formatFixed } = await import('../../../activities/kinds/eval/numeric');
   const iouType = stringOption(args, 'iou-type') ?? 'bbox';
@@ -71,7 +72,8 @@ async function runCoco(args: CommandArgs): Promise<number> {
 }
 
 async function runVoc(args: CommandArgs): Promise<number> {
-  const { evaluateVocFiles, vocSummaryJson, vocReport } = await import('../../../activities/kinds/eval/report');
+  const { evaluateVocFiles, vocSummaryJson, vocReport } =
+    await import('../../../activities/kinds/eval/report');
   const { formatFixed } = await import('../../../activities/kinds/eval/numeric');
   const metric = stringOption(args, 'metric') ?? 'both';
   if (metric !== 'voc07' && metric !== 'voc12' && metric !== 'both')
