@@ -6,7 +6,7 @@
 import { bindReferences } from '../activities/runtime/bind';
 import { getStepKind } from '../activities/runtime/registry';
 import { recordKeys, type CacheEntry } from '../activities/runtime/run-records';
-import { cacheKeyOf } from '../activities/runtime/run-step';
+import { cacheKeyOf, kindIdentity } from '../activities/runtime/cache-key';
 import { isArtifactRef, type JsonValue, type Plan, type StepOutputs } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 
@@ -36,7 +36,7 @@ export async function cacheStatus(plan: Plan, store: ArtifactStore): Promise<Map
       continue;
     }
     const entry = await store.getRecord<CacheEntry>(
-      recordKeys.cache(cacheKeyOf(kind.name, kind.version, params)),
+      recordKeys.cache(cacheKeyOf(await kindIdentity(kind, params), params)),
     );
     let present = entry !== undefined;
     for (const o of Object.values(entry?.outputs ?? {}))

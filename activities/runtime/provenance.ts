@@ -1,9 +1,8 @@
 /**
- * Provenance: the facts that make a number traceable (data, code, params, parents, runtime), and the
- * same as OpenLineage run events for lineage tools.
+ * Provenance: the facts that make a number traceable (data, code, params, parents, runtime). The same
+ * facts go out as OpenLineage run events (openlineage.ts) while the step runs.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { promisify } from 'node:util';
@@ -21,8 +20,12 @@ const run = promisify(execFile);
 export interface CodeVersion {
   package: string;
   version: string;
+  /** package.json's `repository` URL, when it declares one. */
+  repository?: string;
   commit: string;
   dirty: boolean;
+  /** `sha256:` of the step kind's implementation modules and the lockfile (set per step: cache-key.ts). */
+  kind?: string;
 }
 
 let codeVersion: Promise<CodeVersion> | undefined;
@@ -34,7 +37,9 @@ export function getCodeVersion(): Promise<CodeVersion> {
     const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
       name: string;
       version: string;
+      repository?: string | { url?: string };
     };
+    const repository = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url;
     let commit = 'unknown';
     let dirty = false;
     try {
@@ -45,7 +50,7 @@ export function getCodeVersion(): Promise<CodeVersion> {
     } catch {
       // Not a git checkout (e.g. an installed package): the version number is all there is.
     }
-    return { package: pkg.name, version: pkg.version, commit, dirty };
+    return { package: pkg.name, version: pkg.version, ...(repository ? { repository } : {}), commit, dirty };
   })();
   return codeVersion;
 }
@@ -92,48 +97,4 @@ export function collectArtifactRefs(value: unknown, path = ''): Array<{ path: st
 
 export function workerIdentity(taskQueue: string) {
   return { host: hostname(), pid: process.pid, taskQueue };
-}
-
-/** OpenLineage 2-0-2 run events (START and COMPLETE) for one step run. */
-export function openLineageEvents(record: ProvenanceRecord, namespace: string): object[] {
-  const producer = `https://github.com/ablate/ablate/tree/${record.code.commit}`;
-  const schemaURL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';
-  const dataset = (uri: string, digest: string) => ({
-    namespace,
-    name: uri,
-    facets: {
-      version: {
-        _producer: producer,
-        _schemaURL: 'https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json',
-        datasetVersion: digest,
-      },
-    },
-  });
-  const run = {
-    runId: uuidFromHex(record.cacheKey + record.runId),
-    facets: {
-      parent: {
-        _producer: producer,
-        _schemaURL: 'https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json',
-        run: { runId: uuidFromHex(record.runId) },
-        job: { namespace, name: record.runId },
-      },
-    },
-  };
-  const job = { namespace, name: `${record.step.label}` };
-  const inputs = record.inputs.map((i) => dataset(i.uri, i.digest));
-  const outputs = Object.values(record.outputs)
-    .filter(isArtifactRef)
-    .map((o) => dataset(o.uri, o.digest));
-  return [
-    { eventType: 'START', eventTime: record.startedAt, producer, schemaURL, run, job, inputs, outputs: [] },
-    { eventType: 'COMPLETE', eventTime: record.endedAt, producer, schemaURL, run, job, inputs, outputs },
-  ];
-}
-
-/** A deterministic, name-based UUID (version 5 layout over SHA-1), since OpenLineage wants UUIDs. */
-function uuidFromHex(text: string): string {
-  const h = createHash('sha1').update(text).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }

@@ -20,7 +20,6 @@ import { arch, platform, versions } from 'node:process';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 
-import { contentHash } from '../../infra/canonical-json';
 import { assertStepParams } from '../../infra/compiler/kind-schemas';
 import { AblateError, ErrorType, permanent } from '../../infra/errors';
 import type { ArtifactStore } from '../../infra/store/index';
@@ -31,14 +30,10 @@ import {
   type StepOutputs,
 } from '../../workflows/plan-types';
 import { bindReferences, readOutput } from './bind';
+import { cacheKeyOf, kindIdentity } from './cache-key';
 import type { LoadedPlan } from './plan-loader';
-import {
-  collectArtifactRefs,
-  getCodeVersion,
-  openLineageEvents,
-  workerIdentity,
-  type ProvenanceRecord,
-} from './provenance';
+import { createLineageEmitter } from './openlineage';
+import { collectArtifactRefs, getCodeVersion, workerIdentity, type ProvenanceRecord } from './provenance';
 import { getStepKind } from './registry';
 import { recordKeys, type CacheEntry, type ProducerRecord, type StepRecord } from './run-records';
 import { createStepContext } from './step-context';
@@ -69,20 +64,6 @@ export interface RunStepDeps {
   loadPlan: (ref: ArtifactRef) => Promise<LoadedPlan>;
   /** OpenLineage namespace of the datasets/jobs. */
   lineageNamespace?: string;
-}
-
-/** The cache key of a step: kind, kind version, and parameters with every artifact replaced by its digest. */
-export function cacheKeyOf(kind: string, version: string, params: unknown): string {
-  return contentHash({ kind, version, params: digestsOnly(params) });
-}
-
-function digestsOnly(value: unknown): unknown {
-  if (isArtifactRef(value)) return { digest: value.digest };
-  if (Array.isArray(value)) return value.map(digestsOnly);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, digestsOnly(v)]));
-  }
-  return value;
 }
 
 export function createRunStep(deps: RunStepDeps) {
@@ -160,11 +141,13 @@ export function createRunStep(deps: RunStepDeps) {
         ),
       );
     }
+    let lineage: ReturnType<typeof createLineageEmitter> | undefined;
     try {
       const producers = new Map<string, string>();
       const params = (await bind(step.with, input.runId, step.label, producers)) as Record<string, JsonValue>;
       assertStepParams(kind, params, step.label);
-      const cacheKey = cacheKeyOf(kind.name, kind.version, params);
+      const identity = await kindIdentity(kind, params);
+      const cacheKey = cacheKeyOf(identity, params);
 
       const cacheable = step.cache && kind.cacheable !== false;
       if (cacheable && !input.noCache) {
@@ -174,6 +157,30 @@ export function createRunStep(deps: RunStepDeps) {
           return { cached: true, durationMs: Date.now() - started };
         }
       }
+
+      const inputs = collectArtifactRefs(params).map(({ path, ref }) => ({
+        path,
+        uri: ref.uri,
+        digest: ref.digest,
+        mediaType: ref.mediaType,
+        ...(producers.has(ref.digest) ? { fromStep: producers.get(ref.digest) } : {}),
+      }));
+      const code = { ...(await getCodeVersion()), kind: identity.code };
+      lineage = createLineageEmitter(
+        store,
+        {
+          runId: input.runId,
+          stepKey: step.key,
+          label: step.label,
+          code,
+          namespace: deps.lineageNamespace ?? store.url,
+          inputs,
+        },
+        (m) => {
+          activity.log.warn(m);
+        },
+      );
+      await lineage.start(new Date());
 
       const heartbeatDetails = info.heartbeatDetails as StepHeartbeat | undefined;
       const workDir = join(tmpdir(), `ablate-${step.key}-${info.attempt}-${randomBytes(4).toString('hex')}`);
@@ -246,18 +253,20 @@ export function createRunStep(deps: RunStepDeps) {
         },
         cacheKey,
         params,
-        inputs: collectArtifactRefs(params).map(({ path, ref }) => ({
-          path,
-          uri: ref.uri,
-          digest: ref.digest,
-          mediaType: ref.mediaType,
-          ...(producers.has(ref.digest) ? { fromStep: producers.get(ref.digest) } : {}),
-        })),
+        inputs,
         outputs,
         metrics,
         parents: step.needs,
-        code: await getCodeVersion(),
-        runtime: { node: versions.node, platform, arch, device: 'cpu', ...annotations },
+        code,
+        // Only what was observed: the kind's runtime key (e.g. the expected tfjs backend) and what the
+        // step itself reported (the backend and device it really used), never a default.
+        runtime: {
+          node: versions.node,
+          platform,
+          arch,
+          ...(identity.runtime !== undefined ? { expected: identity.runtime } : {}),
+          ...annotations,
+        },
         worker: workerIdentity(info.taskQueue),
         attempt: info.attempt,
         startedAt: startedAt.toISOString(),
@@ -287,9 +296,7 @@ export function createRunStep(deps: RunStepDeps) {
       };
       // Independent writes, so in parallel; all are done before the step reports success.
       await Promise.all([
-        store.putRecord(recordKeys.openLineage(input.runId, step.key), {
-          events: openLineageEvents(record, deps.lineageNamespace ?? store.url),
-        }),
+        lineage.complete(endedAt, Object.values(outputs).filter(isArtifactRef)),
         writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt),
         ...Object.entries(outputs).map(([name, v]) =>
           isArtifactRef(v) ? recordProducer(name, v.digest) : undefined,
@@ -318,7 +325,9 @@ export function createRunStep(deps: RunStepDeps) {
         await store.putRecord(recordKeys.step(input.runId, step!.key), full);
       }
     } catch (err) {
-      if (err instanceof CancelledFailure || activity.cancellationSignal.aborted) throw err;
+      const cancelled = err instanceof CancelledFailure || activity.cancellationSignal.aborted;
+      await lineage?.fail(new Date(), err instanceof Error ? err.message : String(err), cancelled);
+      if (cancelled) throw err;
       throw err instanceof AblateError ? nonRetryable(err) : err;
     }
   };

@@ -55,14 +55,23 @@ export interface StepContext {
 
 /** A step kind: its descriptor plus how it runs. What `uses:` names in a pipeline. */
 export interface StepKind<P = Record<string, unknown>> extends KindDescriptor<P> {
+  /** URL of the implementation module: its code (and what it imports) versions the kind's results. */
+  module: string;
   /** Does the work. `params` is the validated `with`, with upstream outputs bound in. */
   run(params: P, ctx: StepContext): Promise<StepOutputs>;
+  /**
+   * What of this worker's runtime decides the results besides the code, e.g. the tfjs backend a
+   * training step will use (numerics differ between backends). Part of the cache key and lineage.
+   */
+  runtimeKey?(params: P): JsonValue;
 }
 
-/** Pair a descriptor with its implementation. */
+/** Pair a descriptor with its implementation (`module`: the implementation's `import.meta.url`). */
 export function implementKind<P>(
   descriptor: KindDescriptor<P>,
+  module: string,
   run: (params: P, ctx: StepContext) => Promise<StepOutputs>,
+  options: { runtimeKey?: (params: P) => JsonValue } = {},
 ): StepKind<P> {
-  return { ...descriptor, run };
+  return { ...descriptor, module, run, ...options };
 }

@@ -106,9 +106,10 @@ describe('pre-training, fine-tuning and scratch training beat chance', () => {
       { store, log: quiet },
     );
     const { top1, finalLoss } = pre.outputs.metrics as { top1: number; finalLoss: number };
-    // 10 classes: chance is 0.1.
+    // 10 classes: chance is 0.1. With 100 val images a chance classifier scores 0.1 +- 0.03 (binomial
+    // standard deviation), so 0.2 is over three deviations above it.
     assert.ok(
-      top1 > 0.25,
+      top1 >= 0.2,
       `pre-training top-1 ${top1} (final loss ${finalLoss}) should beat the 0.1 of chance clearly`,
     );
 

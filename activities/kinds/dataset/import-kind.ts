@@ -15,7 +15,7 @@ import { datasetImportKind } from '../../../infra/kinds/dataset-import';
 import { implementKind } from '../../runtime/step-kind';
 
 /** `datasetImport`'s implementation (its descriptor: infra/kinds). */
-export const datasetImport = implementKind(datasetImportKind, async (params, ctx) => {
+export const datasetImport = implementKind(datasetImportKind, import.meta.url, async (params, ctx) => {
   const path = params.path.startsWith('file://')
     ? fileURLToPath(params.path)
     : isAbsolute(params.path)

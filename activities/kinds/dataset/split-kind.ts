@@ -9,7 +9,7 @@ import { datasetSplitKind } from '../../../infra/kinds/dataset-split';
 import { implementKind } from '../../runtime/step-kind';
 
 /** `datasetSplit`'s implementation (its descriptor: infra/kinds). */
-export const datasetSplit = implementKind(datasetSplitKind, async (params, ctx) => {
+export const datasetSplit = implementKind(datasetSplitKind, import.meta.url, async (params, ctx) => {
   const { writeCocoSubset, writeVocSubset } = await import('./split');
   const { checkPresetCounts, getPreset } = await import('./presets');
   const size: { count?: number; fraction?: number } = {};

@@ -11,7 +11,7 @@ import { taskFormatMismatch, datasetSynthKind } from '../../../infra/kinds/datas
 import { implementKind } from '../../runtime/step-kind';
 
 /** `datasetSynth`'s implementation (its descriptor: infra/kinds). */
-export const datasetSynth = implementKind(datasetSynthKind, async (params, ctx) => {
+export const datasetSynth = implementKind(datasetSynthKind, import.meta.url, async (params, ctx) => {
   const mismatch = taskFormatMismatch(params.task, params.format);
   if (mismatch) throw permanent(ErrorType.InvalidInput, mismatch);
   const gen = await import('./synth/generate');

@@ -12,7 +12,7 @@ import { datasetVoc2CocoKind } from '../../../infra/kinds/dataset-voc2coco';
 import { implementKind } from '../../runtime/step-kind';
 
 /** `datasetVoc2Coco`'s implementation (its descriptor: infra/kinds). */
-export const datasetVoc2Coco = implementKind(datasetVoc2CocoKind, async (params, ctx) => {
+export const datasetVoc2Coco = implementKind(datasetVoc2CocoKind, import.meta.url, async (params, ctx) => {
   const root = await ctx.fetch(params.devkit);
   const images: Array<Record<string, unknown>> = [];
   const annotations: Array<Record<string, unknown>> = [];

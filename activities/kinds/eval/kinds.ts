@@ -13,7 +13,7 @@ async function materialise(ref: ArtifactRef, ctx: StepContext): Promise<string> 
 }
 
 /** `evalCoco`'s implementation (its descriptor: infra/kinds). */
-export const evalCoco = implementKind(evalCocoKind, async (params, ctx) => {
+export const evalCoco = implementKind(evalCocoKind, import.meta.url, async (params, ctx) => {
   const { evaluateCocoFiles, cocoMetrics, cocoReport } = await import('./report');
   ctx.heartbeat({ message: 'evaluating (COCO)' });
   const gtPath = await materialise(params.gt, ctx);
@@ -29,7 +29,7 @@ export const evalCoco = implementKind(evalCocoKind, async (params, ctx) => {
 });
 
 /** `evalVoc`'s implementation (its descriptor: infra/kinds). */
-export const evalVoc = implementKind(evalVocKind, async (params, ctx) => {
+export const evalVoc = implementKind(evalVocKind, import.meta.url, async (params, ctx) => {
   const { evaluateVocFiles, vocSummaryJson, vocReport } = await import('./report');
   if (params.gt.mediaType === TREE_MEDIA_TYPE && !params.imageSet)
     throw permanent(

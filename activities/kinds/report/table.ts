@@ -23,7 +23,7 @@ function flatten(
 }
 
 /** `reportTable`'s implementation (its descriptor: infra/kinds). */
-export const reportTable = implementKind(reportTableKind, async (params, ctx) => {
+export const reportTable = implementKind(reportTableKind, import.meta.url, async (params, ctx) => {
   if (params.rows.length === 0) throw permanent(ErrorType.InvalidInput, 'report.table got no rows');
   const rows: Array<{ cell: Record<string, JsonValue>; values: Record<string, JsonValue> }> = [];
   for (const row of params.rows) {

@@ -79,6 +79,29 @@ export function hasNvidiaGpu(): boolean {
   if (visible !== undefined) return visible !== '' && visible !== '-1';
   return existsSync('/dev/nvidiactl') || existsSync('/dev/nvidia0');
 }
+/**
+ * The backend a training step will run on, without loading tfjs: the forced one (`force`, else
+ * ABLATE_TFJS_BACKEND), else the first of tfjs-node-gpu (on a GPU worker), tfjs-node and wasm whose
+ * package is installed. Part of the training kinds' cache keys: numerics differ between backends, so
+ * a result computed on one is not served for another.
+ */
+export function expectedBackend(force?: BackendChoice): BackendChoice {
+  const envForce = process.env[TRAIN_ENV.backend];
+  const forced = force ?? (envForce ? parseChoice(envForce) : undefined);
+  if (forced) return forced;
+  const installed = (name: string) => {
+    try {
+      require.resolve(name);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (hasNvidiaGpu() && installed('@tensorflow/tfjs-node-gpu')) return 'tensorflow-gpu';
+  if (installed('@tensorflow/tfjs-node')) return 'tensorflow';
+  return 'wasm';
+}
+
 let started: Promise<TrainingRuntime> | undefined;
 let wasmThreadsStarted: number | undefined;
 

@@ -7,9 +7,16 @@
 import type { StepOutputs } from '../../../workflows/plan-types';
 import { trainPretrainKind } from '../../../infra/kinds/train-pretrain';
 import { implementKind } from '../../runtime/step-kind';
+import { expectedBackend } from './backend';
 
 /** `trainPretrain`'s implementation (its descriptor: infra/kinds). */
-export const trainPretrain = implementKind(trainPretrainKind, async (params, ctx): Promise<StepOutputs> => {
-  const { runTrainPretrain } = await import('./pretrain-run');
-  return runTrainPretrain(params, ctx);
-});
+export const trainPretrain = implementKind(
+  trainPretrainKind,
+  import.meta.url,
+  async (params, ctx): Promise<StepOutputs> => {
+    const { runTrainPretrain } = await import('./pretrain-run');
+    return runTrainPretrain(params, ctx);
+  },
+  // Results differ between tfjs backends: the one this worker would use is part of the cache key.
+  { runtimeKey: (params) => ({ tfjsBackend: expectedBackend(params.backend) }) },
+);

@@ -8,9 +8,16 @@
 import type { StepOutputs } from '../../../workflows/plan-types';
 import { trainDetectorKind } from '../../../infra/kinds/train-detector';
 import { implementKind } from '../../runtime/step-kind';
+import { expectedBackend } from './backend';
 
 /** `trainDetector`'s implementation (its descriptor: infra/kinds). */
-export const trainDetector = implementKind(trainDetectorKind, async (params, ctx): Promise<StepOutputs> => {
-  const { runTrainDetector } = await import('./detector-run');
-  return runTrainDetector(params, ctx);
-});
+export const trainDetector = implementKind(
+  trainDetectorKind,
+  import.meta.url,
+  async (params, ctx): Promise<StepOutputs> => {
+    const { runTrainDetector } = await import('./detector-run');
+    return runTrainDetector(params, ctx);
+  },
+  // Results differ between tfjs backends: the one this worker would use is part of the cache key.
+  { runtimeKey: (params) => ({ tfjsBackend: expectedBackend(params.backend) }) },
+);

@@ -14,7 +14,7 @@ import {
 import { implementKind } from '../../runtime/step-kind';
 
 /** `utilWrite`'s implementation (its descriptor: infra/kinds). */
-export const utilWrite = implementKind(utilWriteKind, async (params, ctx) => {
+export const utilWrite = implementKind(utilWriteKind, import.meta.url, async (params, ctx) => {
   const isText = params.text !== undefined;
   const data = isText ? (params.text as string) : JSON.stringify(params.json);
   const file = await ctx.publishBytes(data, {
@@ -24,7 +24,7 @@ export const utilWrite = implementKind(utilWriteKind, async (params, ctx) => {
 });
 
 /** `utilHash`'s implementation (its descriptor: infra/kinds). */
-export const utilHash = implementKind(utilHashKind, async (params, ctx) => {
+export const utilHash = implementKind(utilHashKind, import.meta.url, async (params, ctx) => {
   const hash = createHash(params.algorithm ?? 'sha256');
   let bytes = 0;
   for (const ref of params.inputs) {
@@ -46,7 +46,7 @@ export const utilHash = implementKind(utilHashKind, async (params, ctx) => {
 });
 
 /** `utilConcat`'s implementation (its descriptor: infra/kinds). */
-export const utilConcat = implementKind(utilConcatKind, async (params, ctx) => {
+export const utilConcat = implementKind(utilConcatKind, import.meta.url, async (params, ctx) => {
   const parts: Buffer[] = [];
   for (const [i, ref] of params.inputs.entries()) {
     if (i > 0 && params.separator) parts.push(Buffer.from(params.separator, 'utf8'));
@@ -57,7 +57,7 @@ export const utilConcat = implementKind(utilConcatKind, async (params, ctx) => {
 });
 
 /** `utilFail`'s implementation (its descriptor: infra/kinds). */
-export const utilFail = implementKind(utilFailKind, async (params, ctx) => {
+export const utilFail = implementKind(utilFailKind, import.meta.url, async (params, ctx) => {
   if (params.afterMs) await new Promise((r) => setTimeout(r, params.afterMs));
   if (params.succeedOnAttempt !== undefined && ctx.attempt >= params.succeedOnAttempt)
     return { attempt: ctx.attempt };
@@ -65,7 +65,7 @@ export const utilFail = implementKind(utilFailKind, async (params, ctx) => {
 });
 
 /** `utilNoop`'s implementation (its descriptor: infra/kinds). */
-export const utilNoop = implementKind(utilNoopKind, async (params) => {
+export const utilNoop = implementKind(utilNoopKind, import.meta.url, async (params) => {
   if (params.sleepMs) await new Promise((r) => setTimeout(r, params.sleepMs));
   return { tag: params.tag ?? null };
 });
