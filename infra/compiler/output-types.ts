@@ -70,7 +70,8 @@ function expectation(schema: JsonSchema): Expectation | undefined {
 }
 
 const describeTypes = (types: Set<string>): string => {
-  const list = [...types].map((t) => (t === 'array' ? 'a list' : t === 'object' ? 'an object' : `a ${t}`));
+  const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+  const list = [...types].map((t) => (t === 'array' ? 'a list' : article(t)));
   return list.length > 1 ? `${list.slice(0, -1).join(', ')} or ${list[list.length - 1]!}` : list[0]!;
 };
 
