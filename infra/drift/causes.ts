@@ -25,6 +25,9 @@ import {
 import type { ArtifactStore } from '../store/index';
 import { sameJson } from './tolerance';
 
+/** What a finished step produced, and its provenance record. */
+export type StepResult = Pick<StepRecord, 'outputs' | 'provenance'>;
+
 /** One run, loaded for comparison: its summary, plan and step records. */
 export interface RunFacts {
   runId: string;
@@ -32,8 +35,8 @@ export interface RunFacts {
   plan: Plan;
   cells: Map<string, PlannedCell>;
   steps: Map<string, PlannedStep>;
-  /** Step key -> its record (absent for a step that failed, was skipped or cancelled). */
-  records: Map<string, StepRecord>;
+  /** Step key -> what it produced (absent for a step that failed, was skipped or cancelled). */
+  records: Map<string, StepResult>;
   /** Step key -> why it did not finish, from the summary. */
   errors: Map<string, string>;
 }
@@ -69,7 +72,7 @@ export class ProvenanceCache {
   private readonly cache = new Map<string, Promise<ProvenanceRecord>>();
   constructor(private readonly store: ArtifactStore) {}
 
-  get(record: StepRecord): Promise<ProvenanceRecord> {
+  get(record: StepResult): Promise<ProvenanceRecord> {
     let p = this.cache.get(record.provenance.digest);
     if (!p) {
       p = this.store.getJson<ProvenanceRecord>(record.provenance);
@@ -90,6 +93,21 @@ export function templateIdOf(facts: RunFacts, cell: PlannedCell | undefined, key
 }
 
 /**
+ * The baseline's counterpart of step `key` of `from`: the step the same template is in the same cell
+ * (its first cell) of `to`. Keys alone cannot match them: a key changes with any input.
+ */
+export function counterpart(
+  from: RunFacts,
+  to: RunFacts,
+  key: string,
+): { id: string; cellId: string | undefined; key: string | undefined } {
+  const step = from.steps.get(key);
+  const cellId = step?.cells[0];
+  const id = templateIdOf(from, cellId === undefined ? undefined : from.cells.get(cellId), key);
+  return { id, cellId, key: cellId === undefined ? undefined : to.cells.get(cellId)?.steps[id] };
+}
+
+/**
  * Causes for a change in the outputs of template `stepId` of cell `cellId`, nearest first, with
  * repeats (the same runtime change at several steps) folded into the nearest one.
  */
@@ -100,20 +118,24 @@ export async function causesOf(
   stepId: string,
   provenance: ProvenanceCache,
 ): Promise<Cause[]> {
-  const bCell = baseline.cells.get(cellId);
-  const cCell = current.cells.get(cellId);
   const causes: Cause[] = [];
-  const queue: Array<{ id: string; distance: number }> = [{ id: stepId, distance: 0 }];
-  const visited = new Set<string>([stepId]);
+  type Pair = { id: string; cKey: string | undefined; bKey: string | undefined; distance: number };
+  const queue: Pair[] = [
+    {
+      id: stepId,
+      cKey: current.cells.get(cellId)?.steps[stepId],
+      bKey: baseline.cells.get(cellId)?.steps[stepId],
+      distance: 0,
+    },
+  ];
+  const visited = new Set<string>();
   while (queue.length > 0) {
-    const { id, distance } = queue.shift()!;
+    const { id, cKey, bKey, distance } = queue.shift()!;
     const add = (kind: CauseKind, text: string) => causes.push({ kind, step: id, distance, text });
-    const bKey = bCell?.steps[id];
-    const cKey = cCell?.steps[id];
     if (!cKey || !bKey) {
       add(
         'missing',
-        `steps.${id} ${!cKey ? 'is not in this run' : 'is not in the baseline run'}${cCell && bCell ? '' : ` (cell ${cellId})`}`,
+        `steps.${id} ${!cKey ? 'is not in this run' : 'is not in the baseline run'} (cell ${cellId})`,
       );
       continue;
     }
@@ -131,15 +153,14 @@ export async function causesOf(
     for (const c of own) add(c.kind, c.text);
     let upstreamDiffers = false;
     for (const parentKey of current.steps.get(cKey)?.needs ?? cProv.parents) {
-      const parentId = templateIdOf(current, cCell, parentKey);
-      const bParentKey = bCell?.steps[parentId];
-      const bParent = bParentKey ? baseline.records.get(bParentKey) : undefined;
+      const parent = counterpart(current, baseline, parentKey);
+      const bParent = parent.key ? baseline.records.get(parent.key) : undefined;
       const cParent = current.records.get(parentKey);
       if (bParent && cParent && sameOutputs(bParent.outputs, cParent.outputs)) continue;
       upstreamDiffers = true;
-      if (!visited.has(parentId)) {
-        visited.add(parentId);
-        queue.push({ id: parentId, distance: distance + 1 });
+      if (!visited.has(parentKey)) {
+        visited.add(parentKey);
+        queue.push({ id: parent.id, cKey: parentKey, bKey: parent.key, distance: distance + 1 });
       }
     }
     if (own.length === 0 && !upstreamDiffers && !sameOutputs(bRec.outputs, cRec.outputs)) {

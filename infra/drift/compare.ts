@@ -23,7 +23,7 @@ import {
 import { AblateError, ErrorType } from '../errors';
 import type { ArtifactStore } from '../store/index';
 import { driftKeys, getBaseline, readSummary } from './baseline';
-import { causesOf, ProvenanceCache, templateIdOf, type RunFacts } from './causes';
+import { causesOf, ProvenanceCache, templateIdOf, type RunFacts, type StepResult } from './causes';
 import { bandFor, deltaOf, sameJson, withinBand, type AppliedBand } from './tolerance';
 
 /** One metric of one cell (or of a step shared by several cells), compared with the baseline. */
@@ -130,6 +130,10 @@ export async function computeDrift(store: ArtifactStore, options: ComputeDriftOp
 
   const pending: Array<{ row: DriftRow; cellId: string; stepId: string }> = [];
   const rowCells = new Map<DriftRow, readonly string[]>();
+  // Rank of a row for the verdict and the cell count: 0 a cell's own step, 1 a step shared by several
+  // cells, 2 a fan-in over cells (a results table): it moves whenever any cell does, so it says least.
+  const rank = new Map<DriftRow, number>();
+  const fanIns = new Set([...fanInSteps(current.plan), ...fanInSteps(baseline.plan)]);
   const missing = new Set<DriftRow>();
   const compareStep = (step: PlannedStep, owner: RunFacts, other: RunFacts, ownerIsCurrent: boolean) => {
     const cellId = step.cells[0];
@@ -162,6 +166,7 @@ export async function computeDrift(store: ArtifactStore, options: ComputeDriftOp
       };
       rows.push(row);
       rowCells.set(row, step.cells);
+      rank.set(row, fanIns.has(step.key) ? 2 : step.cells.length > 1 ? 1 : 0);
       if (!both) missing.add(row);
       if (!both || !sameJson(base, value)) pending.push({ row, cellId, stepId });
     }
@@ -173,7 +178,9 @@ export async function computeDrift(store: ArtifactStore, options: ComputeDriftOp
   shortenNames(rows);
   const outside = rows.filter((r) => !r.withinTolerance);
   const driftedCells = new Set<string>();
-  for (const r of outside) for (const c of rowCells.get(r) ?? []) driftedCells.add(c);
+  const telling = outside.filter((r) => rank.get(r) !== 2);
+  for (const r of telling.length > 0 ? telling : outside)
+    for (const c of rowCells.get(r) ?? []) driftedCells.add(c);
   const cells = current.plan.cells.length;
   return {
     schema: 'ablate.drift-report/v1',
@@ -182,7 +189,7 @@ export async function computeDrift(store: ArtifactStore, options: ComputeDriftOp
     pipeline: current.summary.pipeline.name,
     createdAt: (options.now ?? new Date()).toISOString(),
     drifted: outside.length > 0,
-    verdict: verdictOf(outside, driftedCells.size, cells, missing),
+    verdict: verdictOf(outside, driftedCells.size, cells, missing, rank),
     counts: {
       cells,
       driftedCells: driftedCells.size,
@@ -210,15 +217,25 @@ export async function writeDriftReport(store: ArtifactStore, report: DriftReport
   return ref;
 }
 
-/** A run's summary, plan and step records. */
+/**
+ * A run's summary, plan and step results. The summary carries every finished step's outputs and
+ * provenance reference; a step record is read only where it lacks them.
+ */
 export async function loadRun(store: ArtifactStore, runId: string): Promise<RunFacts> {
   const summary = await readSummary(store, runId);
   const plan = await store.getJson<Plan>(summary.plan);
-  const keys = plan.steps.map((s) => s.key);
-  const loaded = await Promise.all(keys.map((k) => store.getRecord<StepRecord>(recordKeys.step(runId, k))));
-  const records = new Map<string, StepRecord>();
+  const records = new Map<string, StepResult>();
+  const missing: string[] = [];
+  for (const s of summary.steps) {
+    if (s.status !== 'done' && s.status !== 'cached') continue;
+    if (s.outputs && s.provenance) records.set(s.key, { outputs: s.outputs, provenance: s.provenance });
+    else missing.push(s.key);
+  }
+  const loaded = await Promise.all(
+    missing.map((k) => store.getRecord<StepRecord>(recordKeys.step(runId, k))),
+  );
   loaded.forEach((r, i) => {
-    if (r) records.set(keys[i]!, r);
+    if (r) records.set(missing[i]!, r);
   });
   const errors = new Map<string, string>();
   for (const s of summary.steps) if (s.error) errors.set(s.key, s.error);
@@ -244,6 +261,14 @@ export function leaves(outputs: StepOutputs | undefined, stepId: string): Map<st
   for (const [output, v] of Object.entries(outputs ?? {}))
     if (!isArtifactRef(v)) visit(v, `${stepId}.${output}`);
   return out;
+}
+
+/** Steps that gather the results of other cells (a `groupBy` table): a step they need covers fewer cells. */
+function fanInSteps(plan: Plan): Set<string> {
+  const cellCount = new Map(plan.steps.map((s) => [s.key, s.cells.length]));
+  return new Set(
+    plan.steps.filter((s) => s.needs.some((k) => (cellCount.get(k) ?? 0) < s.cells.length)).map((s) => s.key),
+  );
 }
 
 function cellLabel(step: PlannedStep, plan: Plan): string {
@@ -286,6 +311,7 @@ export function verdictOf(
   driftedCells: number,
   cells: number,
   missing: ReadonlySet<DriftRow> = new Set(),
+  rank: ReadonlyMap<DriftRow, number> = new Map(),
 ): string {
   if (outside.length === 0) return 'no drift';
   const severity = (r: DriftRow) => {
@@ -294,7 +320,16 @@ export function verdictOf(
     return allowed > 0 ? Math.abs(r.delta) / allowed : Math.abs(r.delta) * 1e12;
   };
   let top = outside[0]!;
-  for (const r of outside) if (severity(r) > severity(top)) top = r;
+  const before = (a: DriftRow, b: DriftRow) => {
+    const ra = rank.get(a) ?? 0;
+    const rb = rank.get(b) ?? 0;
+    if (ra !== rb) return ra < rb;
+    // A top-level metric (AP) sums up the nested ones (perCategory.person): it makes the better headline.
+    const da = a.metric.split('.').length;
+    const db = b.metric.split('.').length;
+    return da !== db ? da < db : severity(a) > severity(b);
+  };
+  for (const r of outside) if (before(r, top)) top = r;
   let what: string;
   if (missing.has(top)) what = `${top.shortName} ${top.value === null ? 'missing' : 'new'}`;
   else if (top.delta !== null) what = `${top.shortName} ${signed(top.delta)}`;
