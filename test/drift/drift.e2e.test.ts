@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { getStepKind } from '../../activities/registry';
 import { computeDrift, type DriftReport } from '../../infra/drift/index';
 import { startRun, waitForRun, type StartRunOptions } from '../../infra/runs';
 import { ablate, lastJsonLine } from '../helpers/cli';
@@ -166,6 +167,32 @@ describe('drift against real runs', () => {
       /^drift in 2 of 2 cells: hex .* on algorithm=(md5|sha256) \(\+1 more\); cause: steps\.data read changed data/,
     );
     assert.match(cli.stdout, /\nreport: file:\/\/\S+\n$/);
+  });
+
+  it("a kind's new code: the drift names the kind and its versions", async () => {
+    // Deploy "new code" of util.write into this process's workers: version 2 writes a trailing newline.
+    const kind = getStepKind('util.write')!;
+    const original = { version: kind.version, run: kind.run.bind(kind) };
+    Object.assign(kind, {
+      version: '2',
+      run: (params: { text?: string }, ctx: Parameters<typeof kind.run>[1]) =>
+        original.run({ ...params, text: `${params.text ?? ''}\n` }, ctx),
+    });
+    let changed: string;
+    try {
+      await writeFile(join(dataDir, 'labels.txt'), 'cat\ndog\n'); // the baseline's data again
+      changed = await run('hello');
+    } finally {
+      Object.assign(kind, original);
+    }
+    const report = await computeDrift(session.store, { runId: changed });
+    const bytes = row(report, 'hash.bytes');
+    assert.equal(bytes.delta, 1);
+    assert.deepEqual(bytes.causes, ['code of util.write changed (v1 -> v2)']);
+    assert.match(
+      report.verdict,
+      /^drift in 2 of 2 cells: .*; cause: code of util\.write changed \(v1 -> v2\)$/,
+    );
   });
 
   it('bad input: an unknown run, a run of another pipeline without a baseline', async () => {
