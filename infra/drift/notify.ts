@@ -90,7 +90,6 @@ function notifyCommand(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      clearTimeout(killTimer);
       resolve(result);
     };
     let killTimer: NodeJS.Timeout | undefined;
@@ -118,11 +117,13 @@ function notifyCommand(
     };
     const timer = setTimeout(() => {
       kill('SIGTERM');
-      killTimer = setTimeout(() => kill('SIGKILL'), 2000);
+      // A command that ignores SIGTERM gets SIGKILL; the timer must not keep this process alive.
+      killTimer = setTimeout(() => kill('SIGKILL'), 2000).unref();
       done({ channel: 'command', ok: false, error: `timed out after ${timeoutMs} ms` });
     }, timeoutMs);
     child.on('error', (err) => done({ channel: 'command', ok: false, error: errorMessage(err) }));
     child.on('close', (code, signal) => {
+      clearTimeout(killTimer);
       const text = out.trim();
       if (text) log(`notify command output: ${text}`);
       if (code === 0) done({ channel: 'command', ok: true });
