@@ -14,7 +14,7 @@ tolerance band (the pipeline's "tolerance" block, else the default: exact, 1e-9 
 timings ignored); each change is explained from lineage: the inputs that differ between the two runs
 (params, data digests, code, runtime, host), nearest to the metric first, or nondeterminism when no
 input differs. Writes the report as an artifact and prints the verdict. Exit status 0 for no drift,
-1 for drift.
+1 for drift (or an error, printed on stderr).
 
   --baseline RUN_ID       compare with this run
   --json                  the report: {"drifted", "verdict", "baselineRunId", "runId", "counts",
