@@ -154,6 +154,33 @@ describe('drift reports', () => {
     ]);
   });
 
+  it('a results table over all cells: walked through the cell that changed, not counted as every cell', async () => {
+    const withTable = compile({
+      steps: {
+        ...doc.steps,
+        table: {
+          uses: 'report.table',
+          groupBy: [],
+          with: { title: 't', rows: '${steps.digest.outputs.bytes}' },
+        },
+      },
+    });
+    await writeSyntheticRun(store, withTable, { runId: 'table-base', categories: 3 });
+    await writeSyntheticRun(store, withTable, {
+      runId: 'table-new',
+      categories: 3,
+      tweaks: { 'digest[word=beta,algorithm=md5]': { params: { algorithm: 'sha1' } } },
+    });
+    const report = await computeDrift(store, { runId: 'table-new', baselineRunId: 'table-base' });
+    const table = report.cells.find((r) => r.metric === 'table.rows')!;
+    assert.equal(table.cell, '*');
+    assert.equal(table.cellCount, 4);
+    assert.equal(table.withinTolerance, false);
+    assert.deepEqual(table.causes, ['steps.digest.with.algorithm changed ("md5" -> "sha1")']);
+    assert.equal(report.counts.driftedCells, 1);
+    assert.match(report.verdict, /^drift in 1 of 4 cells: \S+ \S+ on word=beta,algorithm=md5 /);
+  });
+
   it('nondeterminism: a metric moved although no input differs', async () => {
     const report = await driftOf({ 'eval[word=alpha,algorithm=md5]': { salt: 'rerun' } });
     assert.equal(report.counts.driftedCells, 1);
