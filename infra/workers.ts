@@ -16,7 +16,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 
-import { createActivities } from '../activities/index';
+import { createActivities } from '../activities/runtime/activities';
 import type { QueueName } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 import { taskQueueName } from './task-queues';

@@ -30,7 +30,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { BookkeepingActivities, StepActivities } from '../activities/index';
+import type { BookkeepingActivities, StepActivities } from '../activities/runtime/activities';
 import type { RunSummaryResult } from '../activities/runtime/orchestration';
 import { DagState, emptyCounts, runStatus, type GraphStep } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LOCKFILE = join(REPO_ROOT, 'package-lock.json');
 
 // Relative specifiers of `import ... from`, `export ... from` and `import(...)`.

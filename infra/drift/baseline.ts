@@ -4,7 +4,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 
-import { recordKeys, type RunSummary } from '../../activities/run-records';
+import { recordKeys, type RunSummary } from '../../activities/runtime/run-records';
 import { AblateError, ErrorType } from '../errors';
 import type { ArtifactStore } from '../store/index';
 

@@ -10,9 +10,9 @@
  * of its inputs do is nondeterministic (or, for a kind that reads data from outside the store, read
  * changed data).
  */
-import type { ProvenanceRecord } from '../../activities/provenance';
-import { getStepKind } from '../../activities/registry';
-import type { StepRecord, RunSummary } from '../../activities/run-records';
+import type { ProvenanceRecord } from '../../activities/runtime/provenance';
+import { getKindDescriptor } from '../kinds/index';
+import type { StepRecord, RunSummary } from '../../activities/runtime/run-records';
 import {
   isArtifactRef,
   type JsonValue,
@@ -164,7 +164,7 @@ export async function causesOf(
       }
     }
     if (own.length === 0 && !upstreamDiffers && !sameOutputs(bRec.outputs, cRec.outputs)) {
-      if (getStepKind(cProv.step.kind)?.cacheable === false) {
+      if (getKindDescriptor(cProv.step.kind)?.cacheable === false) {
         // Such a kind reads data from outside the store (e.g. a directory): its outputs are the data's digest.
         const changed = Object.keys(cRec.outputs).filter(
           (o) => !sameJson(bRec.outputs[o] as JsonValue, cRec.outputs[o] as JsonValue),

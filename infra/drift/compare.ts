@@ -11,7 +11,7 @@
  * step has an AP). A step shared by several cells is compared once; its row names the axis values
  * its cells share.
  */
-import { recordKeys, type StepRecord } from '../../activities/run-records';
+import { recordKeys, type StepRecord } from '../../activities/runtime/run-records';
 import {
   isArtifactRef,
   type ArtifactRef,

@@ -13,6 +13,7 @@
  *   between builds of the same runtime, far below anything a metric reports (AP is printed to 1e-3).
  *   A pipeline that is not bit-reproducible (GPU kernels, several threads) declares wider bands.
  */
+import type { OutputType } from '../kinds/descriptor';
 import type { JsonValue, ToleranceBand } from '../../workflows/plan-types';
 import { suggest } from '../did-you-mean';
 
@@ -129,7 +130,7 @@ function isNumberArray(v: JsonValue | undefined): v is number[] {
 /** What the compiler knows about a step template, for checking a band's metric name. */
 export interface BandStepInfo {
   /** Output name -> whether it is a value output (only those carry metrics). */
-  outputs: Record<string, 'value' | 'artifact'>;
+  outputs: Record<string, OutputType>;
 }
 
 /**
@@ -145,7 +146,7 @@ export function toleranceIssues(
   if (!Array.isArray(tolerance)) return [];
   const issues: Array<{ pointer: string; message: string }> = [];
   const first = new Map<string, number>();
-  const outputNames = new Map<string, 'value' | 'artifact'>();
+  const outputNames = new Map<string, OutputType>();
   for (const info of steps.values())
     for (const [name, type] of Object.entries(info.outputs))
       if (outputNames.get(name) !== 'value') outputNames.set(name, type);
@@ -170,7 +171,7 @@ export function toleranceIssues(
           pointer,
           message: `step "${head}" has no output "${second}"${hint ? ` (did you mean "${hint}"?)` : ''}; its outputs: ${Object.keys(step.outputs).join(', ')}`,
         });
-      } else if (type === 'artifact') {
+      } else if (type !== 'value') {
         issues.push({
           pointer,
           message: `${head}.${second} is an artifact output; tolerance bands apply to value outputs (metrics)`,
@@ -180,7 +181,7 @@ export function toleranceIssues(
     }
     if (step || second === undefined) return;
     const type = outputNames.get(head);
-    if (type === 'artifact') {
+    if (type !== undefined && type !== 'value') {
       issues.push({
         pointer,
         message: `"${head}" is an artifact output; tolerance bands apply to value outputs (metrics)`,

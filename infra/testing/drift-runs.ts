@@ -7,9 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 
-import { collectArtifactRefs, type ProvenanceRecord } from '../../activities/provenance';
-import { getStepKind } from '../../activities/registry';
-import { recordKeys, type RunSummary, type StepRecord, type StepSummary } from '../../activities/run-records';
+import { collectArtifactRefs, type ProvenanceRecord } from '../../activities/runtime/provenance';
+import { getStepKind } from '../../activities/runtime/registry';
+import {
+  recordKeys,
+  type RunSummary,
+  type StepRecord,
+  type StepSummary,
+} from '../../activities/runtime/run-records';
 import { emptyCounts } from '../../workflows/dag';
 import {
   isArtifactRef,
@@ -204,7 +209,7 @@ function synthOutputs(step: PlannedStep, seed: string, categories: number): Step
   const outputs: StepOutputs = {};
   for (const [name, spec] of Object.entries(specs)) {
     const s = sha(`${seed}|${name}`);
-    if (spec.type === 'artifact') {
+    if (spec.type !== 'value') {
       const ref: ArtifactRef = {
         uri: `file:///synthetic/sha256/${s.slice(0, 2)}/${s}`,
         digest: `sha256:${s}`,

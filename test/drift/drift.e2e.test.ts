@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { getStepKind } from '../../activities/registry';
+import { getStepKind } from '../../activities/runtime/registry';
 import { computeDrift, type DriftReport } from '../../infra/drift/index';
 import { startRun, waitForRun, type StartRunOptions } from '../../infra/runs';
 import { ablate, lastJsonLine } from '../helpers/cli';
