@@ -23,8 +23,8 @@ import type { LoadedPlan } from './plan-loader';
 /** Rewrite the snapshot after this many calls (a restore reads at most this many deltas). */
 export const SNAPSHOT_EVERY = 64;
 
-/** Error text kept per failed step in answers and snapshots (a failure chain can be long). */
-const MAX_ERROR_CHARS = 2000;
+/** Error text kept per failed step (the step batches already cut errors to 1,000 characters). */
+const MAX_ERROR_CHARS = 1000;
 
 export interface AdvanceRunInput {
   runId: string;
@@ -95,23 +95,28 @@ export function dagNodes(plan: Plan, indexOf: ReadonlyMap<string, number>): DagN
 
 /**
  * The state of a run after call `seq`, from the store: the snapshot, then every delta after it up to
- * `seq`. Also what the CLI uses to show every step's status without asking the workflow for them.
+ * `seq`. Also what the CLI uses to show every step's status without asking the workflow for them: with
+ * `orLater`, a snapshot newer than `seq` is taken as it is (the run moved on since `seq` was read).
  */
 export async function restoreRunState(
   store: ArtifactStore,
   runId: string,
   plan: { digest: string; nodes: readonly DagNode[] },
   seq: number,
-): Promise<{ state: DagState; snapshotSeq: number }> {
+  options: { orLater?: boolean } = {},
+): Promise<{ state: DagState; seq: number; snapshotSeq: number }> {
   const snap = await store.getRecord<Snapshot>(keys.snapshot(runId));
-  const usable = snap && snap.planDigest === plan.digest && snap.seq <= seq ? snap : undefined;
+  const mine = snap && snap.planDigest === plan.digest ? snap : undefined;
+  if (mine && mine.seq > seq && options.orLater)
+    return { state: new DagState(plan.nodes, mine), seq: mine.seq, snapshotSeq: mine.seq };
+  const usable = mine && mine.seq <= seq ? mine : undefined;
   const state = new DagState(plan.nodes, usable);
   for (let s = (usable?.seq ?? 0) + 1; s <= seq; s++) {
     const delta = await store.getRecord<Delta>(keys.delta(runId, s));
     if (!delta) throw new Error(`run ${runId}: scheduler state ${s} is missing from the store`);
     applyDelta(state, delta);
   }
-  return { state, snapshotSeq: usable?.seq ?? 0 };
+  return { state, seq, snapshotSeq: usable?.seq ?? 0 };
 }
 
 function applyDelta(state: DagState, delta: Pick<Delta, 'finished' | 'started'>): void {

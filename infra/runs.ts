@@ -191,7 +191,6 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     return view;
   }
   view.phase = progress.phase;
-  view.counts = progress.counts;
   view.generation = progress.generation;
   view.historyLength = progress.historyLength;
   // Every step's status is in the scheduler's records at the query's seq (the query itself stays small).
@@ -201,7 +200,9 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     runId,
     { digest: memo.planRef.digest, nodes: dagNodes(plan, indexOf) },
     progress.seq,
+    { orLater: true },
   );
+  view.counts = state.counts();
   view.steps.forEach((s, i) => {
     s.status = state.statusOf(i);
     const error = state.errorOf(i);

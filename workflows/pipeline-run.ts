@@ -54,14 +54,18 @@ import { stepBatch, stepsFinishedSignal } from './step-batch';
 
 type Activities = ReturnType<typeof createActivities>;
 
-/** A running step, as carried across continue-as-new. */
+/** A running step, as carried across continue-as-new (small: there can be `maxParallel` of them). */
 export interface RunningStep {
+  /** Index of the step in the plan. */
   i: number;
-  key: string;
-  label: string;
   sinceMs: number;
-  /** Workflow id of the batch running it. */
-  batch: string;
+  /** Number of the batch running it (see {@link batchWorkflowId}). */
+  batch: number;
+}
+
+/** Workflow id of a run's step batch number `n`. */
+export function batchWorkflowId(runId: string, n: number): string {
+  return `${runId}/batch-${n}`;
 }
 
 export interface PipelineRunInput {
@@ -105,8 +109,11 @@ export interface RunProgress {
   /** The scheduler state the counts are from: every step's status is in the store at this seq. */
   seq: number;
   counts: Record<StepStatus, number>;
-  /** Running steps, and the workflow id of the batch running each (its description has their heartbeats). */
-  running: Array<{ key: string; label: string; sinceMs: number; batch: string }>;
+  /**
+   * Running steps (plan index), and the workflow id of the batch running each: its description has
+   * their attempts and heartbeats.
+   */
+  running: Array<{ i: number; sinceMs: number; batch: string }>;
   /** The most recent failures (at most MAX_FAILURES_SHOWN; skipped steps are not listed). */
   failures: Array<{ key: string; label: string; error: string }>;
 }
@@ -116,7 +123,7 @@ export const progressQuery = defineQuery<RunProgress>('progress');
 /** Steps per batch child (and per scheduler answer): keeps every payload and child history small. */
 export const MAX_BATCH = 500;
 /** Outcomes handed to the scheduler per call (their errors are bounded; see run-scheduler.ts). */
-const MAX_OUTCOMES_PER_CALL = 1000;
+const MAX_OUTCOMES_PER_CALL = 400;
 const MAX_FAILURES_SHOWN = 50;
 /**
  * Continue as new at this many events even without the server's suggestion: a generation stays well
@@ -160,7 +167,11 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
     historyLength: workflowInfo().historyLength,
     seq,
     counts,
-    running: [...running.values()].map(({ key, label, sinceMs, batch }) => ({ key, label, sinceMs, batch })),
+    running: [...running.values()].map(({ i, sinceMs, batch }) => ({
+      i,
+      sinceMs,
+      batch: batchWorkflowId(input.runId, batch),
+    })),
     failures,
   }));
 
@@ -173,13 +184,14 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
 
   const startBatch = (r: AdvanceRunResult): void => {
     if (r.start.length === 0) return;
-    const batch = `${input.runId}/batch-${++batches}`;
+    const batch = ++batches;
+    const workflowId = batchWorkflowId(input.runId, batch);
     const now = Date.now();
-    for (const s of r.start) running.set(s.i, { i: s.i, key: s.key, label: s.label, sinceMs: now, batch });
+    for (const s of r.start) running.set(s.i, { i: s.i, sinceMs: now, batch });
     startsInFlight++;
     void CancellationScope.nonCancellable(() =>
       startChild(stepBatch, {
-        workflowId: batch,
+        workflowId,
         taskQueue: workflowInfo().taskQueue,
         // The batch outlives this generation (continue-as-new) and reports to the next one.
         parentClosePolicy: ParentClosePolicy.ABANDON,
@@ -198,7 +210,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
       () => startsInFlight--,
       (err: unknown) => {
         startsInFlight--;
-        const error = `could not start the step batch ${batch}: ${err instanceof Error ? err.message : String(err)}`;
+        const error = `could not start the step batch ${workflowId}: ${err instanceof Error ? err.message : String(err)}`;
         for (const s of r.start) if (running.delete(s.i)) outcomes.push({ i: s.i, status: 'failed', error });
       },
     );
@@ -253,7 +265,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
     phase = 'cancelling';
     await CancellationScope.nonCancellable(async () => {
       await condition(() => startsInFlight === 0);
-      const batchIds = new Set([...running.values()].map((r) => r.batch));
+      const batchIds = new Set([...running.values()].map((r) => batchWorkflowId(input.runId, r.batch)));
       // Batches outlive this workflow (ABANDON), so cancel them explicitly; a batch that already ended is fine.
       await Promise.allSettled([...batchIds].map((id) => getExternalWorkflowHandle(id).cancel()));
       await condition(() => running.size === 0, CANCEL_REPORT_TIMEOUT);

@@ -59,8 +59,9 @@ export interface StepBatchResult {
   dropped: number;
 }
 
-/** Outcomes per signal: bounded so a signal stays small whatever the error texts. */
+/** Outcomes per signal, and error text per outcome: a signal stays under ~200 KB whatever the errors. */
 const MAX_OUTCOMES_PER_SIGNAL = 200;
+const MAX_ERROR_CHARS = 1000;
 
 export async function stepBatch(input: StepBatchInput): Promise<StepBatchResult> {
   const outbox: StepOutcome[] = [];
@@ -72,7 +73,7 @@ export async function stepBatch(input: StepBatchInput): Promise<StepBatchResult>
         outbox.push(
           isCancellation(err)
             ? { i: step.i, status: 'cancelled' }
-            : { i: step.i, status: 'failed', error: describeFailure(err) },
+            : { i: step.i, status: 'failed', error: truncate(describeFailure(err), MAX_ERROR_CHARS) },
         ),
     );
   }
@@ -131,4 +132,8 @@ export function describeFailure(err: unknown): string {
     if (e instanceof ApplicationFailure) return `${e.type ?? 'Error'}: ${e.message}`;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
