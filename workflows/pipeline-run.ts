@@ -238,6 +238,8 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
       // Checked first: with outcomes arriving all the time the loop below may never wait.
       if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('run cancelled');
       if (historyIsLong()) {
+        // Outcomes go to the scheduler rather than into the next generation's input (they carry errors).
+        while (outcomes.length > 0) record(await advance(outcomes.splice(0, MAX_OUTCOMES_PER_CALL), 0));
         // Starts not yet acknowledged would be lost with this generation: wait for them (moments).
         await condition(() => startsInFlight === 0);
         continuing = true;
