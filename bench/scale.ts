@@ -7,6 +7,10 @@
  *
  *   npm run bench -- scale [--json] [--sizes 1000,10000,100000] [--parallel 64] [--slots 16]
  *
+ * Measured 2026-12-03 on the shared 2-core machine (load average 15-30 from other jobs, so absolute
+ * figures are low): 1k steps 12.7 steps/s (plain Temporal 44.6), 10k steps 15.6 steps/s (36.4), 4
+ * generations, largest history 4,182 events / 1.7 MB; the 20,000-step e2e test took 23 min there.
+ *
  * Both sides pay the dev server (SQLite) per activity; ablate also writes each step's record,
  * provenance, OpenLineage events and cache entry, and advances its scheduler once per batch of outcomes.
  */
