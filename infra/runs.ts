@@ -9,9 +9,11 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
 import type { StepHeartbeat } from '../activities/runtime/run-step';
+import { mapLimit } from '../activities/runtime/orchestration';
+import { dagNodes, restoreRunState } from '../activities/runtime/run-scheduler';
 import { recordKeys, type RunSummary } from '../activities/runtime/run-records';
 import type { StepProgress } from '../activities/runtime/step-kind';
-import { decodeStatuses, emptyCounts } from '../workflows/dag';
+import { emptyCounts } from '../workflows/dag';
 import { progressQuery, type PipelineRunInput, type RunProgress } from '../workflows/pipeline-run';
 import type { ArtifactRef, Plan, StepStatus } from '../workflows/plan-types';
 import { AblateError, ErrorType } from './errors';
@@ -146,8 +148,8 @@ export async function readMemo(
 /** Where a run stands now. */
 export async function getRunView(session: Session, runId: string): Promise<RunView> {
   const handle = session.client.workflow.getHandle(runId);
-  // One describe per view: it gives the memo (plan), the status and the pending steps' heartbeats.
-  const { memo, status, startedAt, closedAt, description } = await readMemo(session, runId);
+  // One describe of the run per view: it gives the memo (plan) and the status.
+  const { memo, status, startedAt, closedAt } = await readMemo(session, runId);
   let planPromise = plans.get(memo.planRef.digest);
   if (!planPromise) plans.set(memo.planRef.digest, (planPromise = session.store.getJson<Plan>(memo.planRef)));
   const plan = await planPromise;
@@ -189,18 +191,37 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     return view;
   }
   view.phase = progress.phase;
-  view.counts = progress.counts;
   view.generation = progress.generation;
   view.historyLength = progress.historyLength;
-  decodeStatuses(progress.statuses).forEach((s, i) => {
-    if (view.steps[i]) view.steps[i].status = s;
+  // Every step's status is in the scheduler's records at the query's seq (the query itself stays small).
+  const indexOf = new Map(plan.steps.map((s, i) => [s.key, i]));
+  const { state } = await restoreRunState(
+    session.store,
+    runId,
+    { digest: memo.planRef.digest, nodes: dagNodes(plan, indexOf) },
+    progress.seq,
+    { orLater: true },
+  );
+  view.counts = state.counts();
+  view.steps.forEach((s, i) => {
+    s.status = state.statusOf(i);
+    const error = state.errorOf(i);
+    if (error) s.error = error;
   });
   const byKey = new Map(view.steps.map((s) => [s.key, s]));
-  for (const [key, error] of Object.entries(progress.errors)) {
-    const s = byKey.get(key);
-    if (s) s.error = error;
-  }
-  for (const pending of description.raw.pendingActivities ?? []) {
+  // Steps run as activities of their batch workflows (see workflows/step-batch.ts): their attempts and
+  // heartbeats are in those workflows' descriptions.
+  const batchIds = [...new Set(progress.running.map((r) => r.batch))];
+  const batches = await mapLimit(batchIds, 8, (id) =>
+    session.client.workflow
+      .getHandle(id)
+      .describe()
+      .then(
+        (d) => d.raw.pendingActivities ?? [],
+        () => [],
+      ),
+  );
+  for (const pending of batches.flat()) {
     const s = byKey.get(pending.activityId ?? '');
     if (!s) continue;
     s.attempt = pending.attempt ?? undefined;

@@ -5,7 +5,8 @@
  *   npx tsx scripts/record-histories.ts
  *
  * It runs a few pipelines that exercise every path of `pipelineRun` (success, failure with downstream
- * skips and a retried step, cancellation, continue-as-new) on a real dev server.
+ * skips and a retried step, cancellation, continue-as-new with a step running across generations) and
+ * of `stepBatch` (failed and retried steps, cancellation) on a real dev server.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,6 +28,17 @@ try {
       proto.temporal.api.history.v1.History.encode(history).finish(),
     );
     console.log(`recorded ${name} (${history.events?.length} events)`);
+  };
+  /** The run's step batch with the longest history (the one with the most to replay). */
+  const saveBatch = async (name: string, runId: string) => {
+    let longest: { id: string; events: number } | undefined;
+    for await (const wf of session.client.workflow.list({ query: 'WorkflowType = "stepBatch"' })) {
+      if (!wf.workflowId.startsWith(`${runId}/`)) continue;
+      if (!longest || wf.historyLength > longest.events)
+        longest = { id: wf.workflowId, events: wf.historyLength };
+    }
+    if (!longest) throw new Error(`run ${runId} has no step batch`);
+    await save(name, longest.id);
   };
 
   const smoke = await startRun(
@@ -60,6 +72,7 @@ try {
   );
   await waitForRun(session, failing.runId);
   await save('failing-with-skips', failing.runId);
+  await saveBatch('batch-failing', failing.runId);
 
   const cancel = await startRun(
     session,
@@ -77,8 +90,12 @@ try {
   await session.client.workflow.getHandle(cancel.runId).cancel();
   await waitForRun(session, cancel.runId);
   await save('cancelled', cancel.runId);
+  await saveBatch('batch-cancelled', cancel.runId);
 
-  const steps: Record<string, unknown> = {};
+  // A slow step that runs across generations while the chain goes on.
+  const steps: Record<string, unknown> = {
+    slow: { uses: 'util.noop', with: { tag: 'slow', sleepMs: 8000 } },
+  };
   for (let i = 0; i < 12; i++)
     steps[`s${i}`] = { uses: 'util.noop', with: { tag: i }, ...(i > 0 ? { needs: [`s${i - 1}`] } : {}) };
   const long = await startRun(session, plan({ name: 'long', steps }), { maxHistoryEvents: 30 });

@@ -1,9 +1,9 @@
 /**
- * Bookkeeping activities of the pipeline workflow: hand it the DAG of a plan in chunks (the plan itself
- * stays in the store), and write the run summary at the end.
+ * Bookkeeping activities of the pipeline workflow: advance the run's scheduler (the DAG state stays
+ * beside the store, see ./run-scheduler.ts), and write the run summary at the end.
  */
 import type { ArtifactStore } from '../../infra/store/index';
-import { decodeStatuses, emptyCounts, type GraphStep } from '../../workflows/dag';
+import { runStatus } from '../../workflows/dag';
 import type { ArtifactRef, StepStatus } from '../../workflows/plan-types';
 import type { LoadedPlan } from './plan-loader';
 import {
@@ -13,24 +13,15 @@ import {
   type StepRecord,
   type StepSummary,
 } from './run-records';
-
-export interface LoadPlanGraphInput {
-  planRef: ArtifactRef;
-  offset: number;
-  limit: number;
-}
-
-export interface LoadPlanGraphResult {
-  total: number;
-  steps: GraphStep[];
-}
+import { createRunScheduler } from './run-scheduler';
 
 export interface FinalizeRunInput {
   runId: string;
   planRef: ArtifactRef;
-  statuses: string;
-  errors: Record<string, string>;
-  status: RunSummary['status'];
+  /** The scheduler state to summarise (the seq of the workflow's last `advanceRun` answer). */
+  seq: number;
+  /** The run was cancelled: every step not finished counts as cancelled. */
+  cancelled: boolean;
   startedAtMs: number;
   endedAtMs: number;
   generations: number;
@@ -51,26 +42,15 @@ export function createOrchestrationActivities(deps: {
   loadPlan: (ref: ArtifactRef) => Promise<LoadedPlan>;
 }) {
   const { store, loadPlan } = deps;
-
-  async function loadPlanGraph(input: LoadPlanGraphInput): Promise<LoadPlanGraphResult> {
-    const { plan, indexOf } = await loadPlan(input.planRef);
-    const steps = plan.steps.slice(input.offset, input.offset + input.limit).map((s): GraphStep => ({
-      key: s.key,
-      label: s.label,
-      uses: s.uses,
-      needs: s.needs.map((n) => indexOf.get(n)!),
-      queue: s.queue,
-      retry: s.retry,
-      timeoutMs: s.timeoutMs,
-      heartbeatTimeoutMs: s.heartbeatTimeoutMs,
-      cache: s.cache,
-    }));
-    return { total: plan.steps.length, steps };
-  }
+  const scheduler = createRunScheduler({ store, loadPlan });
 
   async function finalizeRun(input: FinalizeRunInput): Promise<RunSummaryResult> {
     const { plan } = await loadPlan(input.planRef);
-    const statuses = decodeStatuses(input.statuses);
+    const state = await scheduler.readState(input.runId, input.planRef, input.seq);
+    if (input.cancelled) state.cancelRemaining();
+    const statuses = plan.steps.map((_, i) => state.statusOf(i));
+    const counts = state.counts();
+    const status = runStatus(counts, input.cancelled);
     const records = await mapLimit(plan.steps, 16, (s, i) =>
       statuses[i] === 'done' || statuses[i] === 'cached'
         ? store.getRecord<StepRecord>(recordKeys.step(input.runId, s.key))
@@ -78,13 +58,14 @@ export function createOrchestrationActivities(deps: {
     );
     const steps: StepSummary[] = plan.steps.map((s, i) => {
       const r = records[i];
+      const error = state.errorOf(i);
       return {
         key: s.key,
         label: s.label,
         uses: s.uses,
         status: statuses[i] ?? 'pending',
         ...(r ? { outputs: r.outputs, provenance: r.provenance, durationMs: r.durationMs } : {}),
-        ...(input.errors[s.key] ? { error: input.errors[s.key] } : {}),
+        ...(error ? { error } : {}),
       };
     });
     const byKey = new Map(steps.map((s) => [s.key, s]));
@@ -102,13 +83,11 @@ export function createOrchestrationActivities(deps: {
       const complete = own.every((s) => s.status === 'done' || s.status === 'cached');
       return { id: cell.id, values: cell.values, status: complete ? 'completed' : 'cancelled' };
     });
-    const counts = emptyCounts();
-    for (const s of statuses) counts[s]++;
     const summary: RunSummary = {
       runId: input.runId,
       pipeline: { name: plan.pipeline.name, digest: plan.pipeline.digest },
       plan: input.planRef,
-      status: input.status,
+      status,
       counts,
       startedAt: new Date(input.startedAtMs).toISOString(),
       endedAt: new Date(input.endedAtMs).toISOString(),
@@ -120,7 +99,7 @@ export function createOrchestrationActivities(deps: {
     await store.putRecord(summaryKey, summary);
     return {
       runId: input.runId,
-      status: input.status,
+      status,
       counts,
       cells: {
         total: cells.length,
@@ -132,7 +111,7 @@ export function createOrchestrationActivities(deps: {
     };
   }
 
-  return { loadPlanGraph, finalizeRun };
+  return { advanceRun: scheduler.advanceRun, finalizeRun };
 }
 
 /** `Promise.all(items.map(fn))` with at most `limit` calls in flight. */

@@ -33,7 +33,7 @@ let codeVersion: Promise<CodeVersion> | undefined;
 /** Read once per process. */
 export function getCodeVersion(): Promise<CodeVersion> {
   codeVersion ??= (async () => {
-    const root = new URL('../../..', import.meta.url).pathname;
+    const root = new URL('../../../..', import.meta.url).pathname;
     const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as {
       name: string;
       version: string;

@@ -28,6 +28,8 @@ describe('workflow replay of recorded histories', () => {
   it('has histories for every path of the workflow', async () => {
     const files = (await readdir(DIR)).filter((f) => f.endsWith('.binpb')).sort();
     assert.deepEqual(files, [
+      'batch-cancelled.binpb',
+      'batch-failing.binpb',
       'cancelled.binpb',
       'continued-as-new-first.binpb',
       'continued-as-new-last.binpb',
@@ -42,6 +44,8 @@ describe('workflow replay of recorded histories', () => {
     'cancelled',
     'continued-as-new-first',
     'continued-as-new-last',
+    'batch-failing',
+    'batch-cancelled',
   ]) {
     it(`replays ${name} deterministically`, async () => {
       const history = proto.temporal.api.history.v1.History.decode(
