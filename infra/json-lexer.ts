@@ -291,6 +291,7 @@ export class JsonLexer {
           this.deferColons = colons;
           if (i === n) break;
           state = S_AFTER;
+          if (depth === 0) this.done = true;
           if (depth <= hookDepth) hooks!.valueEnd(depth, base + i + 1);
           continue;
         }
@@ -591,6 +592,9 @@ export class JsonLexer {
       case S_VALUE:
         expected = 'a value';
         break;
+      case S_DEFERRED: // the hooks' owner names the fault (checkJsonBytes); a fallback
+        expected = 'the end of a deferred value';
+        break;
       case S_ZERO:
       case S_INT:
       case S_FRAC:
@@ -649,6 +653,59 @@ export function checkJsonBytes(bytes: Buffer, baseOffset = 0): void {
   }
 }
 
+/** The number of keys of all objects in `value`, at any depth. */
+function countKeys(value: object): number {
+  let n = 0;
+  if (Array.isArray(value)) {
+    for (const x of value as unknown[]) if (typeof x === 'object' && x !== null) n += countKeys(x);
+    return n;
+  }
+  for (const k in value) {
+    n++;
+    const x = (value as Record<string, unknown>)[k];
+    if (typeof x === 'object' && x !== null) n += countKeys(x);
+  }
+  return n;
+}
+
+/**
+ * Parse and check a value whose bytes a lexer only delimited (see the constructor's `deferDepth`):
+ * JSON.parse does the checking at native speed; only a value it refuses, or one with fewer keys than the
+ * lexer counted colons (a duplicate key, which JSON.parse silently drops), goes through the strict
+ * lexer to name the fault. Throws {@link JsonLexError} with offsets shifted by `baseOffset`.
+ */
+export function parseDeferredValue(raw: Buffer, baseOffset: number, colons: number): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    checkJsonBytes(raw, baseOffset);
+    // Not expected: the lexer accepted what JSON.parse refused. Report JSON.parse's reason.
+    throw new JsonLexError(`not valid JSON (${(err as Error).message})`, baseOffset);
+  }
+  if (typeof value === 'object' && value !== null && countKeys(value) !== colons)
+    checkJsonBytes(raw, baseOffset);
+  return value;
+}
+
+const NO_HOOKS: JsonLexHooks = { valueStart() {}, valueEnd() {}, key() {} };
+
+/**
+ * Parse a whole document held in memory, strictly (JSON.parse would accept duplicate keys and name
+ * faults by offset); throws {@link JsonLexError}. The top-level container is checked by JSON.parse
+ * and located here only on a fault (see {@link parseDeferredValue}), so this costs little more than
+ * JSON.parse.
+ */
+export function parseJsonBytes(bytes: Buffer): unknown {
+  const lexer = new JsonLexer(NO_HOOKS, 0, 0);
+  lexer.write(bytes);
+  if (lexer.isInDeferred) checkJsonBytes(bytes); // truncated: name where
+  lexer.end();
+  // Leading whitespace is fine for JSON.parse; only the offsets of its faults would shift, and the
+  // strict lexer reports those from the document's start anyway.
+  return parseDeferredValue(bytes, 0, lexer.deferredKeyCount);
+}
+
 /** Line and column of byte `offset` in `bytes`; the column counts characters, not bytes. */
 export function positionInBytes(bytes: Buffer, offset: number): JsonPosition {
   return new PositionCounter().feed(bytes, offset).position;
@@ -692,7 +749,10 @@ export function formatJsonLexError(
   err: JsonLexError,
   at: JsonPosition,
   first?: JsonPosition,
+  /** What the file is, e.g. "COCO results", shown after "malformed JSON". */
+  what?: string,
 ): string {
   const firstText = first ? ` (first at ${first.line}:${first.column})` : '';
-  return `${file}:${at.line}:${at.column}: malformed JSON: ${err.message}${firstText}`;
+  const whatText = what ? ` (${what})` : '';
+  return `${file}:${at.line}:${at.column}: malformed JSON${whatText}: ${err.message}${firstText}`;
 }

@@ -16,6 +16,7 @@ import { ErrorType, permanent } from '../../infra/errors';
 import {
   checkJsonBytes,
   formatJsonLexError,
+  parseDeferredValue,
   JsonLexer,
   JsonLexError,
   positionInFile,
@@ -41,39 +42,6 @@ type ScanEvent =
   | { kind: 'element'; key: string; raw: Buffer; value: unknown }
   | { kind: 'member'; key: string; raw: Buffer }
   | { kind: 'start' | 'end'; key: string };
-
-/** The number of keys of all objects in `value`, at any depth. */
-function countKeys(value: object): number {
-  let n = 0;
-  if (Array.isArray(value)) {
-    for (const x of value as unknown[]) if (typeof x === 'object' && x !== null) n += countKeys(x);
-    return n;
-  }
-  for (const k in value) {
-    n++;
-    const x = (value as Record<string, unknown>)[k];
-    if (typeof x === 'object' && x !== null) n += countKeys(x);
-  }
-  return n;
-}
-
-/**
- * Check one record whose bytes the lexer only delimited (its deferred depth), and parse it. JSON.parse
- * does the checking at native speed; only a record it rejects, or one with fewer keys than colons (a
- * duplicate key, which JSON.parse would silently drop), goes through the strict lexer to name the fault.
- */
-function parseDeferred(raw: Buffer, offset: number, colons: number): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    checkJsonBytes(raw, offset);
-    // The lexer accepted what JSON.parse refused: report JSON.parse's reason at the record.
-    throw new JsonLexError(`not valid JSON (${(err as Error).message})`, offset);
-  }
-  if (countKeys(value as object) !== colons) checkJsonBytes(raw, offset);
-  return value;
-}
 
 const LBRACE = 0x7b;
 const LBRACKET = 0x5b;
@@ -127,7 +95,7 @@ class MemberCutter implements JsonLexHooks {
       else {
         const value: unknown =
           raw[0] === LBRACE || raw[0] === LBRACKET
-            ? parseDeferred(raw, this.captureOffset, this.lexer!.deferredKeyCount)
+            ? parseDeferredValue(raw, this.captureOffset, this.lexer!.deferredKeyCount)
             : (JSON.parse(raw.toString('utf8')) as unknown); // a scalar, checked by the lexer
         this.events.push({ kind: 'element', key: this.memberKey, raw, value });
       }
@@ -163,7 +131,7 @@ export async function scanJsonObject(
   options: { chunkBytes?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
   const cutter = new MemberCutter(handlers.streamed);
-  // Records (depth 2) are delimited by the lexer and checked by JSON.parse (see parseDeferred).
+  // Records (depth 2) are delimited by the lexer and checked by JSON.parse (see parseDeferredValue).
   const lexer = new JsonLexer(cutter, 2, 2);
   cutter.lexer = lexer;
   let elementIndex = 0;
