@@ -1,8 +1,8 @@
 /**
  * A streaming reader for JSON documents shaped like COCO annotation files: a top-level object whose
  * big members are arrays of small records. It reads the file in 1 MiB chunks and hands over each
- * element of the chosen top-level arrays as its raw bytes (which the caller may JSON.parse or copy
- * verbatim), plus every other top-level member whole. Memory is one chunk plus one element, whatever
+ * element of the chosen top-level arrays parsed and as its raw bytes (which the caller may copy
+ * verbatim), plus the raw bytes of every other top-level member. Memory is one chunk and its records, whatever
  * the file size: the real COCO train2017 file (448 MB) cannot even be held as one V8 string comfortably.
  *
  * The whole file is checked strictly as it streams by ({@link JsonLexer}): a missing comma between two
