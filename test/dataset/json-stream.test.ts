@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { scanJsonObject } from '../../activities/dataset/json-stream';
+import { JsonLexError, parseJsonBytes, positionInBytes } from '../../infra/json-lexer';
 import { loadCocoInstances } from '../../activities/dataset/index';
 import { makeCoco } from './helpers';
 
@@ -357,5 +358,37 @@ describe('box-only loading', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('parseJsonBytes (whole-file reader of the eval inputs)', () => {
+  const parse = (text: string): unknown => parseJsonBytes(Buffer.from(text));
+  const fault = (text: string): string => {
+    try {
+      parse(text);
+    } catch (err) {
+      assert.ok(err instanceof JsonLexError);
+      const at = positionInBytes(Buffer.from(text), err.offset);
+      return `${at.line}:${at.column}: ${err.message}`;
+    }
+    return 'accepted';
+  };
+
+  it('returns what JSON.parse returns for valid documents, whatever the top level', () => {
+    for (const text of ['[{"a": [1, {"b": null}]}, 2]', ' {"k": "v"} \n', '-1.5e3', '"s"', '[]', '{}'])
+      assert.deepEqual(parse(text), JSON.parse(text), text);
+  });
+
+  it('names the place of each fault', () => {
+    assert.equal(
+      fault('[\n {"score": 1}\n {"score": 2}\n]'),
+      "3:2: expected ',' or ']' after an array element, found '{'",
+    );
+    assert.equal(fault('[{"score": 1}] x'), "1:16: unexpected 'x' after the top-level value");
+    assert.equal(fault('[{"a": {"b": 1, "b": 2}}]'), '1:17: duplicate key "b"');
+    assert.equal(
+      fault('[{"score": 1}, {"sc'),
+      `1:20: unexpected end of file inside an object: expected the closing '"' of a key (truncated file?)`,
+    );
   });
 });
