@@ -237,7 +237,10 @@ export class JsonLexer {
      * {@link checkJsonBytes}. Requires deferDepth <= hookDepth; -1: check everything here.
      */
     private readonly deferDepth = -1,
-  ) {}
+  ) {
+    if (deferDepth > hookDepth || (hookDepth >= 0 && !hooks))
+      throw new Error('JsonLexer: deferred values need hooks at their depth');
+  }
 
   /** The number of keys (at any depth) of the deferred value that ended last. */
   get deferredKeyCount(): number {
