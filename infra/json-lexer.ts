@@ -656,16 +656,23 @@ export function checkJsonBytes(bytes: Buffer, baseOffset = 0): void {
   }
 }
 
-/** The number of keys of all objects in `value`, at any depth. */
+/**
+ * The number of keys of all objects in `value`, at any depth. An array whose first element is not an
+ * array or object is taken to hold none (polygons and RLE counts are long runs of numbers): a mixed
+ * array makes the count too low, which only sends that value through the strict lexer.
+ */
 function countKeys(value: object): number {
   let n = 0;
   if (Array.isArray(value)) {
-    for (const x of value as unknown[]) if (typeof x === 'object' && x !== null) n += countKeys(x);
+    const items = value as unknown[];
+    if (items.length === 0 || typeof items[0] !== 'object') return 0;
+    for (const x of items) if (typeof x === 'object' && x !== null) n += countKeys(x);
     return n;
   }
-  for (const k in value) {
-    n++;
-    const x = (value as Record<string, unknown>)[k];
+  const values = Object.values(value) as unknown[];
+  n = values.length;
+  for (let k = 0; k < values.length; k++) {
+    const x = values[k];
     if (typeof x === 'object' && x !== null) n += countKeys(x);
   }
   return n;
