@@ -10,7 +10,9 @@
  *    these runs in a fresh child process that reports its wall time and peak RSS:
  *      - loadCocoInstances (segmentation kept), loadCocoInstances({ segmentation: false }),
  *      - writeCocoSubset to 10,000 images (the paper's 10k subset),
- *      - for comparison, a naive JSON.parse(readFileSync(file, 'utf8')).
+ *      - for comparison, a naive JSON.parse(readFileSync(file, 'utf8')),
+ *      - and parseJsonBytes(readFileSync(file)), the strict whole-file reader of the eval inputs.
+ *    All but the naive one check the whole file strictly (infra/json-lexer.ts).
  *    The file is deleted afterwards. `--quick` uses a 1/8-size file.
  * The machine has 2 cores shared with other work: figures are medians of 3 runs where cheap.
  */
@@ -29,6 +31,7 @@ import {
   renderDetectionScene,
   writeCocoSubset,
 } from '../activities/kinds/dataset/index';
+import { parseJsonBytes } from '../infra/json-lexer';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -50,6 +53,9 @@ async function child(op: string, file: string, out: string): Promise<void> {
     extra = { images: s.images, annotations: s.annotations };
   } else if (op === 'naive') {
     const d = JSON.parse(readFileSync(file, 'utf8')) as { images: unknown[]; annotations: unknown[] };
+    extra = { images: d.images.length, annotations: d.annotations.length };
+  } else if (op === 'strict-whole') {
+    const d = parseJsonBytes(readFileSync(file)) as { images: unknown[]; annotations: unknown[] };
     extra = { images: d.images.length, annotations: d.annotations.length };
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -203,7 +209,7 @@ async function main(): Promise<void> {
     await writeBigCoco(file, Math.round(118_287 / scale), Math.round(860_001 / scale));
     figures.bigFileMB = (await stat(file)).size / 1e6;
     figures.bigFileWriteSec = (performance.now() - tw) / 1000;
-    for (const op of ['load', 'load-boxes', 'split', 'naive']) {
+    for (const op of ['load', 'load-boxes', 'split', 'naive', 'strict-whole']) {
       console.error(`== ${op}`);
       figures[op] = runChild(op, file, join(dir, 'subset.json'));
     }

@@ -164,9 +164,24 @@ describe('COCO bad input', () => {
     try {
       await writeFile(join(dir, 'gt.json'), JSON.stringify(gtDoc));
       await writeFile(join(dir, 'bad.json'), '[{"image_id": 1,');
+      await assert.rejects(evaluateCocoFiles(join(dir, 'gt.json'), join(dir, 'bad.json')), {
+        message: `${join(dir, 'bad.json')}:1:17: malformed JSON (COCO results): unexpected end of file inside an object: expected a key in double quotes (truncated file?)`,
+      });
+      // JSON.parse would keep the second score silently.
+      await writeFile(
+        join(dir, 'dup.json'),
+        '[\n {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.9, "score": 0.1}\n]',
+      );
+      await assert.rejects(evaluateCocoFiles(join(dir, 'gt.json'), join(dir, 'dup.json')), {
+        message: `${join(dir, 'dup.json')}:2:72: malformed JSON (COCO results): duplicate key "score" (first at 2:58)`,
+      });
+      await writeFile(
+        join(dir, 'gt-missing-comma.json'),
+        JSON.stringify(gtDoc, null, 1).replace(/},\n  {/, '}\n  {'),
+      );
       await assert.rejects(
-        evaluateCocoFiles(join(dir, 'gt.json'), join(dir, 'bad.json')),
-        /bad\.json: COCO results is not valid JSON/,
+        evaluateCocoFiles(join(dir, 'gt-missing-comma.json'), join(dir, 'gt.json')),
+        /gt-missing-comma\.json:\d+:3: malformed JSON \(COCO ground truth\): expected ',' or '\]' after an array element, found '\{'$/,
       );
       await assert.rejects(
         evaluateCocoFiles(join(dir, 'nope.json'), join(dir, 'bad.json')),

@@ -95,73 +95,6 @@ export interface CocoRawHandlers {
 
 const SECTIONS = new Set(['images', 'annotations', 'categories']);
 
-const SEG_KEY = Buffer.from('"segmentation"');
-
-/**
- * The record's bytes without its top-level `"segmentation": value` member, or `raw` unchanged when it
- * has none. Parsing polygons dominates load time (dozens of decimals per record), so box-only loads
- * skip them here. Only a key directly after `{` or `,` counts (a string value cannot match: its quotes
- * would be escaped).
- */
-export function withoutSegmentation(raw: Buffer): Buffer {
-  const at = raw.indexOf(SEG_KEY);
-  if (at < 0) return raw;
-  let before = at - 1;
-  while (
-    before >= 0 &&
-    (raw[before] === 0x20 || raw[before] === 0x0a || raw[before] === 0x0d || raw[before] === 0x09)
-  )
-    before--;
-  if (before < 0 || (raw[before] !== 0x7b && raw[before] !== 0x2c)) return raw;
-  let j = at + SEG_KEY.length;
-  while (j < raw.length && raw[j] !== 0x3a) j++;
-  j++;
-  while (j < raw.length && (raw[j] === 0x20 || raw[j] === 0x0a || raw[j] === 0x0d || raw[j] === 0x09)) j++;
-  // Skip the value: a container (strings and nesting tracked) or a primitive.
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  for (; j < raw.length; j++) {
-    const c = raw[j]!;
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === 0x5c) escaped = true;
-      else if (c === 0x22) inString = false;
-      continue;
-    }
-    if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) depth++;
-    else if (c === 0x7d || c === 0x5d) {
-      if (depth === 0) break;
-      depth--;
-      if (depth === 0) {
-        j++;
-        break;
-      }
-    } else if (c === 0x2c && depth === 0) break;
-  }
-  // Drop the comma after the value, or else the one before the key.
-  let end = j;
-  while (
-    end < raw.length &&
-    (raw[end] === 0x20 || raw[end] === 0x0a || raw[end] === 0x0d || raw[end] === 0x09)
-  )
-    end++;
-  if (raw[end] === 0x2c) return Buffer.concat([raw.subarray(0, at), raw.subarray(end + 1)]);
-  return Buffer.concat([raw.subarray(0, raw[before] === 0x2c ? before : at), raw.subarray(j)]);
-}
-
-function parseRecord(file: string, section: string, index: number, raw: Buffer): unknown {
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch (err) {
-    throw permanent(
-      ErrorType.InvalidInput,
-      `${file}: ${where(section, index)}: not valid JSON (${(err as Error).message})`,
-    );
-  }
-}
-
 /**
  * Stream the records of a COCO instances file, checking each record's fields (types, negative sizes).
  * Records failing the field checks are reported together at the end (InvalidInput); cross-references
@@ -172,7 +105,7 @@ export async function scanCocoRaw(
   handlers: CocoRawHandlers,
   options: {
     signal?: AbortSignal;
-    /** Do not parse segmentations (the handler's record has none; `raw` is still the full record). */
+    /** Drop segmentations (the handler's record has none; `raw` is still the full record). */
     skipSegmentation?: boolean;
   } = {},
 ): Promise<{ issues: Issues }> {
@@ -182,23 +115,18 @@ export async function scanCocoRaw(
     file,
     {
       streamed: SECTIONS,
-      async onElement(key, raw, index) {
+      // The reader has checked and parsed each record (syntax faults name file:line:column).
+      async onElement(key, raw, index, rec) {
         if (key === 'images') {
-          const rec = parseRecord(file, key, index, raw);
           if (checkCocoImage(rec, index, issues)) await handlers.image?.(rec as CocoImage, raw, index);
           else handlers.rejected?.(key, rec);
         } else if (key === 'annotations') {
-          const rec = parseRecord(
-            file,
-            key,
-            index,
-            options.skipSegmentation ? withoutSegmentation(raw) : raw,
-          );
+          if (options.skipSegmentation && typeof rec === 'object' && rec !== null)
+            delete (rec as { segmentation?: unknown }).segmentation;
           if (checkCocoAnnotation(rec, index, issues))
             await handlers.annotation?.(rec as CocoAnnotation, raw, index);
           else handlers.rejected?.(key, rec);
         } else if (key === 'categories') {
-          const rec = parseRecord(file, key, index, raw);
           if (checkCocoCategory(rec, index, issues))
             await handlers.category?.(rec as CocoCategory, raw, index);
           else handlers.rejected?.(key, rec);

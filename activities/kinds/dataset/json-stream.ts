@@ -1,24 +1,34 @@
 /**
- * A streaming scanner for JSON documents shaped like COCO annotation files: a top-level object whose
+ * A streaming reader for JSON documents shaped like COCO annotation files: a top-level object whose
  * big members are arrays of small records. It reads the file in 1 MiB chunks and hands over each
- * element of the chosen top-level arrays as its raw bytes (which the caller may JSON.parse or copy
- * verbatim), plus every other top-level member whole. Memory is one chunk plus one element, whatever
+ * element of the chosen top-level arrays parsed and as its raw bytes (which the caller may copy
+ * verbatim), plus the raw bytes of every other top-level member. Memory is one chunk and its records, whatever
  * the file size: the real COCO train2017 file (448 MB) cannot even be held as one V8 string comfortably.
  *
- * The scanner tracks only strings (with escapes: COCO RLE strings contain backslashes), nesting and
- * commas; each element is then parsed by JSON.parse, which validates it. Structural faults (truncated
- * file, a non-object top level) are reported with the byte offset.
+ * The whole file is checked strictly as it streams by ({@link JsonLexer}): a missing comma between two
+ * annotations, a truncated file, trailing garbage or a key repeated in any object is an InvalidInput
+ * error naming the file, line and column, before any element after the fault is handed over. Every
+ * element handed over is therefore valid JSON without duplicate keys.
  */
 import { createReadStream } from 'node:fs';
 
 import { ErrorType, permanent } from '../../../infra/errors';
+import {
+  checkJsonBytes,
+  formatJsonLexError,
+  parseDeferredValue,
+  JsonLexer,
+  JsonLexError,
+  positionInFile,
+  type JsonLexHooks,
+} from '../../../infra/json-lexer';
 
 /** Callbacks of {@link scanJsonObject}. */
 export interface JsonScanHandlers {
   /** Top-level keys whose array value is streamed element by element. */
   streamed: ReadonlySet<string>;
-  /** One element of a streamed array: raw bytes (valid JSON if the file is), 0-based index. */
-  onElement(key: string, raw: Buffer, index: number): void | Promise<void>;
+  /** One element of a streamed array: its raw bytes, its 0-based index and its parsed value. */
+  onElement(key: string, raw: Buffer, index: number, value: unknown): void | Promise<void>;
   /** Any other top-level member, raw bytes of its value (also streamed keys whose value is not an array). */
   onMember(key: string, raw: Buffer): void | Promise<void>;
   /** A streamed array opens (called before its elements, in document order). */
@@ -27,229 +37,131 @@ export interface JsonScanHandlers {
   onArrayEnd?(key: string): void | Promise<void>;
 }
 
-/** Events of one chunk, delivered in document order once the chunk is scanned. */
+/** Events of one chunk, delivered in document order once the chunk is checked. */
 type ScanEvent =
-  { kind: 'element' | 'member'; key: string; raw: Buffer } | { kind: 'start' | 'end'; key: string };
+  | { kind: 'element'; key: string; raw: Buffer; value: unknown }
+  | { kind: 'member'; key: string; raw: Buffer }
+  | { kind: 'start' | 'end'; key: string };
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const LBRACE = 0x7b;
-const RBRACE = 0x7d;
 const LBRACKET = 0x5b;
-const RBRACKET = 0x5d;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-
-/** Where {@link skipInside} stopped, and the lexer state there (module scratch: no allocation per call). */
-const SKIP = { depth: 0, inString: false, escaped: false };
 
 /**
- * The hot loop: inside a captured container only quotes, escapes and brackets matter. Scans `buf` from
- * `from` with plain locals (fast in V8) and returns the index of the bracket that closes the capture
- * (depth back to `target`), not consumed, or -1 at the end of the chunk; SKIP holds the state.
+ * The lexer's hooks for depths 0..2: cuts out top-level member values (depth 1) and the elements of
+ * streamed arrays (depth 2), which may span chunks.
  */
-function skipInside(
-  buf: Buffer,
-  from: number,
-  depth: number,
-  target: number,
-  inString: boolean,
-  escaped: boolean,
-): number {
-  const n = buf.length;
-  let d = depth;
-  let str = inString;
-  let esc = escaped;
-  let j = from;
-  for (; j < n; j++) {
-    const c = buf[j]!;
-    if (str) {
-      if (esc) esc = false;
-      else if (c === BACKSLASH) esc = true;
-      else if (c === QUOTE) str = false;
-    } else if (c === QUOTE) str = true;
-    else if (c === LBRACE || c === LBRACKET) d++;
-    else if (c === RBRACE || c === RBRACKET) {
-      if (d - 1 === target) break;
-      d--;
+class MemberCutter implements JsonLexHooks {
+  /** The chunk being checked and its offset in the file. */
+  chunk: Buffer = Buffer.alloc(0);
+  base = 0;
+  lexer: JsonLexer | undefined;
+  events: ScanEvent[] = [];
+  private memberKey = '';
+  private streaming = false; // inside a streamed array: its elements are at depth 2
+  private capturing = false;
+  private captureStart = 0; // in the current chunk
+  private captureOffset = 0; // in the file
+  private pieces: Buffer[] = [];
+
+  constructor(private readonly streamed: ReadonlySet<string>) {}
+
+  valueStart(depth: number, offset: number, byte: number): void {
+    if (depth === 0) {
+      if (byte !== LBRACE)
+        throw new JsonLexError(
+          `the top level must be an object, found '${String.fromCharCode(byte)}'`,
+          offset,
+        );
+    } else if (depth === 1 && byte === LBRACKET && this.streamed.has(this.memberKey)) {
+      this.streaming = true;
+      this.events.push({ kind: 'start', key: this.memberKey });
+    } else if (depth === 1 || this.streaming) {
+      this.capturing = true;
+      this.captureStart = offset - this.base;
+      this.captureOffset = offset;
     }
   }
-  SKIP.depth = d;
-  SKIP.inString = str;
-  SKIP.escaped = esc;
-  return j < n ? j : -1;
+
+  valueEnd(depth: number, endOffset: number): void {
+    if (depth === 1 && this.streaming) {
+      this.streaming = false;
+      this.events.push({ kind: 'end', key: this.memberKey });
+    } else if (depth === 1 || (depth === 2 && this.streaming)) {
+      this.pieces.push(this.chunk.subarray(this.captureStart, endOffset - this.base));
+      const raw = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces);
+      this.pieces = [];
+      this.capturing = false;
+      if (!this.streaming) this.events.push({ kind: 'member', key: this.memberKey, raw });
+      else {
+        const value: unknown =
+          raw[0] === LBRACE || raw[0] === LBRACKET
+            ? parseDeferredValue(raw, this.captureOffset, this.lexer!.deferredKeyCount)
+            : (JSON.parse(raw.toString('utf8')) as unknown); // a scalar, checked by the lexer
+        this.events.push({ kind: 'element', key: this.memberKey, raw, value });
+      }
+    }
+  }
+
+  key(depth: number, key: string): void {
+    if (depth === 1) this.memberKey = key;
+  }
+
+  /** The file ended inside a deferred record: name the fault in its bytes (throws). */
+  checkTruncatedRecord(): void {
+    checkJsonBytes(Buffer.concat(this.pieces), this.captureOffset);
+  }
+
+  /** The chunk is checked: keep the part of an open capture that lies in it. */
+  endChunk(): void {
+    if (this.capturing) {
+      this.pieces.push(this.chunk.subarray(this.captureStart));
+      this.captureStart = 0;
+    }
+  }
 }
 
-const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-
 /**
- * Scan the JSON file at `path`, calling `handlers` for its top-level members. Resolves once the closing
- * brace is seen; rejects with InvalidInput naming the file and byte offset on malformed structure.
+ * Stream the JSON file at `path`, calling `handlers` for its top-level members. Resolves once the file
+ * has ended after one complete top-level object; rejects with InvalidInput naming the file, line and
+ * column at the first syntax fault (see {@link JsonLexer}).
  */
 export async function scanJsonObject(
   path: string,
   handlers: JsonScanHandlers,
   options: { chunkBytes?: number; signal?: AbortSignal } = {},
 ): Promise<void> {
-  const fail = (offset: number, what: string): never => {
-    throw permanent(ErrorType.InvalidInput, `${path}: malformed JSON at byte ${offset}: ${what}`);
-  };
-  let depth = 0;
-  let inString = false;
-  let escaped = false;
-  let base = 0; // file offset of the current chunk
-  let done = false;
-  let started = false;
-  // Top-level member state.
-  let keyBytes: number[] | undefined; // collecting a key
-  let key: string | undefined;
-  let expectKey = false;
-  let expectValue = false;
-  let streaming = false; // inside a streamed array (depth 2 holds its elements)
+  const cutter = new MemberCutter(handlers.streamed);
+  // Records (depth 2) are delimited by the lexer and checked by JSON.parse (see parseDeferredValue).
+  const lexer = new JsonLexer(cutter, 2, 2);
+  cutter.lexer = lexer;
   let elementIndex = 0;
-  // Capture of the current element (depth >= 2) or member value (depth >= 1).
-  let capturing = false;
-  let captureDepth = 0; // depth at which the capture ends
-  let capturePrimitive = false;
-  let pieces: Buffer[] = [];
-  let captureStart = 0; // offset in the current chunk
-
   const stream = createReadStream(path, { highWaterMark: options.chunkBytes ?? 1 << 20 });
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    if (options.signal?.aborted) {
-      stream.destroy();
-      throw options.signal.reason;
-    }
-    const buf = chunk;
-    const n = buf.length;
-    const events: ScanEvent[] = [];
-    const endCapture = (end: number): void => {
-      pieces.push(buf.subarray(captureStart, end));
-      const raw = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
-      pieces = [];
-      capturing = false;
-      events.push({ kind: streaming ? 'element' : 'member', key: key!, raw });
-    };
-    for (let i = 0; i < n; i++) {
-      if (capturing && !capturePrimitive && depth > captureDepth) {
-        const stop = skipInside(buf, i, depth, captureDepth, inString, escaped);
-        depth = SKIP.depth;
-        inString = SKIP.inString;
-        escaped = SKIP.escaped;
-        if (stop < 0) break;
-        i = stop;
-      }
-      const c = buf[i]!;
-      if (inString) {
-        if (escaped) escaped = false;
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) {
-          inString = false;
-          if (keyBytes) {
-            key = Buffer.from(keyBytes).toString('utf8');
-            keyBytes = undefined;
-          } else if (capturing && capturePrimitive && depth === captureDepth) {
-            // A string value ends here; the capture ends at the following , ] or }.
-          }
-        } else if (keyBytes) keyBytes.push(c);
-        continue;
-      }
-      if (isSpace(c)) continue;
-      if (done) fail(base + i, 'content after the closing brace');
-      if (!started) {
-        if (c !== LBRACE) fail(base + i, 'the top level must be an object');
-        started = true;
-        depth = 1;
-        expectKey = true;
-        continue;
-      }
-      // A primitive capture ends at the first structural character at its depth.
-      if (
-        capturing &&
-        capturePrimitive &&
-        depth === captureDepth &&
-        (c === COMMA || c === RBRACKET || c === RBRACE)
-      ) {
-        endCapture(i);
-      }
-      switch (c) {
-        case QUOTE:
-          inString = true;
-          if (depth === 1 && expectKey) {
-            keyBytes = [];
-            expectKey = false;
-          } else if (!capturing) startValue(i, true);
-          break;
-        case LBRACE:
-        case LBRACKET:
-          if (!capturing) {
-            if (
-              depth === 1 &&
-              expectValue &&
-              c === LBRACKET &&
-              key !== undefined &&
-              handlers.streamed.has(key)
-            ) {
-              expectValue = false;
-              streaming = true;
-              events.push({ kind: 'start', key });
-            } else startValue(i, false);
-          }
-          depth++;
-          break;
-        case RBRACE:
-        case RBRACKET:
-          depth--;
-          if (depth < 0) fail(base + i, 'unbalanced closing bracket');
-          if (capturing && !capturePrimitive && depth === captureDepth) endCapture(i + 1);
-          else if (streaming && depth === 1) {
-            if (c !== RBRACKET) fail(base + i, 'expected ] to close an array');
-            streaming = false;
-            events.push({ kind: 'end', key: key! });
-          } else if (depth === 0) {
-            if (c !== RBRACE) fail(base + i, 'expected } to close the top-level object');
-            done = true;
-          }
-          break;
-        case COMMA:
-          if (depth === 1) expectKey = true;
-          break;
-        case COLON:
-          if (depth === 1) {
-            if (key === undefined) fail(base + i, 'a member without a key');
-            expectValue = true;
-          }
-          break;
-        default:
-          if (!capturing) startValue(i, true);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      cutter.chunk = chunk;
+      cutter.base = lexer.offset;
+      lexer.write(chunk);
+      cutter.endChunk();
+      const events = cutter.events;
+      cutter.events = [];
+      for (const ev of events) {
+        if (ev.kind === 'element') await handlers.onElement(ev.key, ev.raw, elementIndex++, ev.value);
+        else if (ev.kind === 'member') await handlers.onMember(ev.key, ev.raw);
+        else if (ev.kind === 'start') {
+          elementIndex = 0;
+          await handlers.onArrayStart?.(ev.key);
+        } else await handlers.onArrayEnd?.(ev.key);
       }
     }
-    if (capturing) {
-      pieces.push(buf.subarray(captureStart));
-      captureStart = 0;
-    }
-    base += n;
-    for (const ev of events) {
-      if (ev.kind === 'element') await handlers.onElement(ev.key, ev.raw, elementIndex++);
-      else if (ev.kind === 'member') await handlers.onMember(ev.key, ev.raw);
-      else if (ev.kind === 'start') {
-        elementIndex = 0;
-        await handlers.onArrayStart?.(ev.key);
-      } else await handlers.onArrayEnd?.(ev.key);
-    }
-
-    function startValue(i: number, primitive: boolean): void {
-      if (streaming && depth === 2) {
-        // An element of a streamed array.
-      } else if (depth === 1 && expectValue) {
-        expectValue = false;
-      } else return;
-      capturing = true;
-      capturePrimitive = primitive;
-      captureDepth = depth;
-      captureStart = i;
-    }
+    if (lexer.isInDeferred) cutter.checkTruncatedRecord();
+    lexer.end();
+  } catch (err) {
+    if (!(err instanceof JsonLexError)) throw err;
+    const at = await positionInFile(path, err.offset);
+    const first = err.firstOffset === undefined ? undefined : await positionInFile(path, err.firstOffset);
+    throw permanent(ErrorType.InvalidInput, formatJsonLexError(path, err, at, first));
+  } finally {
+    stream.destroy();
   }
-  if (!done)
-    fail(base, started ? 'the file ends before the top-level object closes (truncated?)' : 'empty file');
 }

@@ -6,6 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 
 import { ErrorType, permanent } from '../../../infra/errors';
+import { formatJsonLexError, JsonLexError, parseJsonBytes, positionInBytes } from '../../../infra/json-lexer';
 import type { JsonObject, JsonValue } from '../../../workflows/plan-types';
 import {
   COCO_PARAMS,
@@ -24,11 +25,14 @@ import {
   type VocDevkitOptions,
 } from './voc-devkit';
 
-/** Read and parse a JSON file; a missing file or bad JSON is an InvalidInput/DatasetNotFound error naming it. */
+/**
+ * Read and parse a JSON file strictly; a missing file is DatasetNotFound, malformed JSON (duplicate
+ * keys included) an InvalidInput error naming the file, line and column.
+ */
 export async function readJsonFile(path: string, what: string): Promise<unknown> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (err) {
     throw permanent(
       ErrorType.DatasetNotFound,
@@ -36,9 +40,14 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
     );
   }
   try {
-    return JSON.parse(text) as unknown;
+    return parseJsonBytes(bytes);
   } catch (err) {
-    throw permanent(ErrorType.InvalidInput, `${path}: ${what} is not valid JSON (${(err as Error).message})`);
+    if (!(err instanceof JsonLexError)) throw err;
+    const first = err.firstOffset === undefined ? undefined : positionInBytes(bytes, err.firstOffset);
+    throw permanent(
+      ErrorType.InvalidInput,
+      formatJsonLexError(path, err, positionInBytes(bytes, err.offset), first, what),
+    );
   }
 }
 
