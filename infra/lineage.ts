@@ -1,7 +1,7 @@
 /**
  * Lineage: from any result (a run, a step, a metric, an artifact) back through the steps that made it
  * to its sources, from the provenance records the step runner writes. Also `verify`: re-check every
- * artifact a run touched against its digest.
+ * artifact a run touched against its digest, and `--repair`: recompute what is damaged.
  */
 import type { ProvenanceRecord } from '../activities/provenance';
 import { recordKeys, type ProducerRecord, type RunSummary, type StepRecord } from '../activities/run-records';
@@ -11,9 +11,11 @@ import {
   type ArtifactRef,
   type JsonValue,
   type OutputValue,
+  type Plan,
 } from '../workflows/plan-types';
 import { AblateError, ErrorType } from './errors';
 import type { TreeManifest } from './store/artifact-store';
+import type { Session } from './session';
 import type { ArtifactStore } from './store/index';
 
 /** One input artifact of a step, and where it came from. */
@@ -315,4 +317,73 @@ export async function verifyRun(
       });
   }
   return { checked: toCheck.size, problems };
+}
+
+/** What `ablate verify RUN_ID --repair` did. */
+export interface RepairReport {
+  runId: string;
+  /** What verify found before the repair. */
+  found: VerifyProblem[];
+  /** The run that recomputed the damaged steps (undefined when nothing needed it). */
+  repairRunId?: string;
+  /** Its outcome, e.g. COMPLETED. */
+  repairStatus?: string;
+  /** The damaged artifacts that read back intact after the repair. */
+  repaired: VerifyProblem[];
+  /** Those still damaged, each with the reason it could not be restored. */
+  unrepaired: Array<VerifyProblem & { reason: string }>;
+}
+
+/**
+ * Repair a run's damaged artifacts by recomputing them: start a new run of the same plan with the step
+ * cache on. The cache serves every step whose outputs verify intact and recomputes the others (a
+ * damaged output is a cache miss), and storing the recomputed bytes replaces each damaged blob, since a
+ * put repairs a blob whose bytes do not match its key. Then verify the run again. What no step of the
+ * plan produced (a source dataset, the plan itself) and a damaged provenance record (its bytes held the
+ * original run's times) cannot be restored this way, and the report says so.
+ */
+export async function repairRun(
+  session: Session,
+  runId: string,
+  options: { log?: (message: string) => void } = {},
+): Promise<RepairReport> {
+  const { store } = session;
+  const log = options.log ?? (() => undefined);
+  const before = await verifyRun(store, runId);
+  const report: RepairReport = { runId, found: before.problems, repaired: [], unrepaired: [] };
+  if (before.problems.length === 0) return report;
+  const summary = await store.getRecord<RunSummary>(recordKeys.summary(runId));
+  const planState = summary ? await store.verify(summary.plan) : undefined;
+  if (!summary || planState?.status !== 'ok') {
+    const reason = summary
+      ? `the plan of run ${runId} (${summary.plan.uri}) is ${planState?.status}, so its steps cannot be run again`
+      : `run ${runId} has no summary (it has not ended), so its plan is unknown; wait for it to end`;
+    report.unrepaired = before.problems.map((p) => ({ ...p, reason }));
+    return report;
+  }
+  const { startRun, waitForRun } = await import('./runs');
+  const plan = await store.getJson<Plan>(summary.plan);
+  const { runId: repairRunId } = await startRun(session, plan);
+  log(
+    `repair: run ${repairRunId} recomputes the damaged steps of ${runId} (intact ones come from the cache)`,
+  );
+  const outcome = await waitForRun(session, repairRunId);
+  report.repairRunId = repairRunId;
+  report.repairStatus = outcome.status;
+  const after = new Map((await verifyRun(store, runId)).problems.map((p) => [p.digest, p]));
+  for (const p of before.problems) {
+    if (!after.has(p.digest)) report.repaired.push(p);
+    else {
+      const reason = p.role.startsWith('input ')
+        ? 'no step of the plan produces it (a source): restore it from its origin, e.g. `ablate data import` again'
+        : p.role === 'provenance'
+          ? `a provenance record holds the times of its run, so it cannot be recomputed; the step's outputs were recomputed in ${repairRunId}`
+          : p.role === 'plan'
+            ? 'the plan artifact is damaged'
+            : `the repair run ${repairRunId} ended ${outcome.status.toLowerCase()} without restoring it` +
+              (outcome.status === 'COMPLETED' ? ' (the step is not deterministic, or not cacheable)' : '');
+      report.unrepaired.push({ ...p, reason });
+    }
+  }
+  return report;
 }
