@@ -387,3 +387,82 @@ export async function repairRun(
   }
   return report;
 }
+
+/** The finished steps of a run, as records (sorted by label). */
+async function stepRecords(store: ArtifactStore, runId: string): Promise<StepRecord[]> {
+  const keys = await store.listRecords(recordKeys.steps(runId));
+  if (keys.length === 0)
+    throw new AblateError(ErrorType.InvalidInput, `no finished steps of run ${runId} in ${store.url}`);
+  const records = await Promise.all(keys.map((k) => store.getRecord<StepRecord>(k)));
+  return records
+    .filter((r): r is StepRecord => r !== undefined)
+    .sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+}
+
+/** One finished step of a run, by its key or its label. */
+export async function findStepRecord(store: ArtifactStore, runId: string, step: string): Promise<StepRecord> {
+  const records = await stepRecords(store, runId);
+  const found = records.find((r) => r.key === step) ?? records.find((r) => r.label === step);
+  if (!found) {
+    const labels = records.map((r) => r.label);
+    throw new AblateError(
+      ErrorType.InvalidInput,
+      `run ${runId} has no finished step ${JSON.stringify(step)} (give its key or its label; steps: ` +
+        `${truncate(labels.join(', '), 300)})`,
+    );
+  }
+  return found;
+}
+
+/** One output of a step, as `ablate artifacts` lists it. */
+export interface OutputListing {
+  step: string;
+  stepKey: string;
+  status: StepRecord['status'];
+  output: string;
+  type: 'file' | 'directory' | 'value';
+  uri?: string;
+  digest?: string;
+  mediaType?: string;
+  /** A file's size, or the total of a directory's files. */
+  sizeBytes?: number;
+  /** For a directory: how many files. */
+  files?: number;
+  value?: JsonValue;
+}
+
+/** The outputs of a run's finished steps (or of one step). */
+export async function runOutputs(
+  store: ArtifactStore,
+  runId: string,
+  step?: string,
+): Promise<OutputListing[]> {
+  const records = step ? [await findStepRecord(store, runId, step)] : await stepRecords(store, runId);
+  const out: OutputListing[] = [];
+  for (const r of records) {
+    for (const [output, v] of Object.entries(r.outputs)) {
+      const base = { step: r.label, stepKey: r.key, status: r.status, output };
+      if (!isArtifactRef(v)) {
+        out.push({ ...base, type: 'value', value: v });
+        continue;
+      }
+      const listing: OutputListing = {
+        ...base,
+        type: v.mediaType === TREE_MEDIA_TYPE ? 'directory' : 'file',
+        uri: v.uri,
+        digest: v.digest,
+        mediaType: v.mediaType,
+        sizeBytes: v.sizeBytes,
+      };
+      if (listing.type === 'directory') {
+        const manifest = await store.getJson<TreeManifest>(v).catch(() => undefined);
+        if (manifest) {
+          listing.files = manifest.entries.length;
+          listing.sizeBytes = manifest.entries.reduce((n, e) => n + e.sizeBytes, 0);
+        }
+      }
+      out.push(listing);
+    }
+  }
+  return out;
+}

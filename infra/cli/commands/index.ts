@@ -3,9 +3,12 @@
  * imports inside `run`, so `ablate --help` stays fast.
  */
 import type { Command } from '../command';
+import { artifactsCommand } from './artifacts';
 import { cancelCommand } from './cancel';
 import { dataCommand } from './data';
 import { evalCommand } from './eval';
+import { gcCommand } from './gc';
+import { getCommand } from './get';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
@@ -25,6 +28,9 @@ export const commands: readonly Command[] = [
   workerCommand,
   lineageCommand,
   verifyCommand,
+  artifactsCommand,
+  getCommand,
+  gcCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
