@@ -305,7 +305,7 @@ async function pathsInUse(): Promise<Set<string> | undefined> {
 export function temporalUnknownError(address: string, cause: unknown): AblateError {
   return new AblateError(
     ErrorType.InvalidConfig,
-    `gc: cannot ask Temporal at ${address} which runs are running (${(cause as Error).message ?? String(cause)}); ` +
+    `cannot ask Temporal at ${address} which runs are running (${(cause as Error).message ?? String(cause)}); ` +
       'nothing was deleted. Start the server, or pass --force to keep every run that has not ended ' +
       'and delete only what finished runs left',
     { cause },

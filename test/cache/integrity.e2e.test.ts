@@ -6,7 +6,8 @@
  * from the command line.
  */
 import assert from 'node:assert/strict';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { cacheStatus } from '../../infra/cache-status';
@@ -123,5 +124,69 @@ describe('cache integrity', () => {
     const ok = await ablate(['verify', firstRun, ...flags], { env });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, new RegExp(`${firstRun}: \\d+ artifacts checked, all intact`));
+  });
+
+  it("`ablate artifacts` lists a run's outputs and `ablate get` fetches one, verified", async () => {
+    const env = { TEMPORAL_ADDRESS: await testTemporalAddress(), ABLATE_STORE_URL: session.store.url };
+    const flags = ['--home', session.dir];
+    const listed = await ablate(['artifacts', firstRun, ...flags], { env });
+    assert.equal(listed.code, 0, listed.stderr);
+    const manifest = await session.store.getJson<TreeManifest>(images);
+    assert.match(
+      listed.stdout,
+      new RegExp(`data\\s+images\\s+directory \\(${manifest.entries.length} files\\)`),
+    );
+    assert.match(listed.stdout, /note\s+file\s+file\s+14 B\s+sha256:/);
+    const json = await ablate(['artifacts', firstRun, 'note', '--json', ...flags], { env });
+    assert.deepEqual(lastJsonLine<unknown[]>(json.stdout), [
+      {
+        step: 'note',
+        stepKey: plan(PIPELINE).steps.find((st) => st.label === 'note')!.key,
+        status: 'done',
+        output: 'file',
+        type: 'file',
+        uri: note.uri,
+        digest: note.digest,
+        mediaType: note.mediaType,
+        sizeBytes: 14,
+      },
+    ]);
+
+    const out = join(session.dir, 'fetched');
+    const file = await ablate(['get', firstRun, 'note', 'file', '--out', join(out, 'note.txt'), ...flags], {
+      env,
+    });
+    assert.equal(file.code, 0, file.stderr);
+    assert.equal(await readFile(join(out, 'note.txt'), 'utf8'), 'a cached note\n');
+    const again = await ablate(['get', firstRun, 'note', 'file', '--out', join(out, 'note.txt'), ...flags], {
+      env,
+    });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /note\.txt exists; remove it or pass --force to replace it/);
+    const dir = await ablate(['get', firstRun, 'data', 'images', '--out', join(out, 'images'), ...flags], {
+      env,
+    });
+    assert.equal(dir.code, 0, dir.stderr);
+    assert.deepEqual((await readdir(join(out, 'images'))).sort(), manifest.entries.map((e) => e.path).sort());
+    const value = await ablate(
+      ['get', firstRun, 'hash', 'bytes', '--out', join(out, 'bytes.json'), ...flags],
+      { env },
+    );
+    assert.equal(value.code, 0, value.stderr);
+    assert.equal(await readFile(join(out, 'bytes.json'), 'utf8'), '14\n');
+    const wrong = await ablate(['get', firstRun, 'note', 'nope', '--out', join(out, 'x'), ...flags], { env });
+    assert.equal(wrong.code, 2);
+    assert.match(
+      wrong.stderr,
+      new RegExp(`step note of run ${firstRun} has no output "nope"; its outputs: file`),
+    );
+    // A damaged artifact is refused, and nothing appears at --out.
+    await tamper(note.uri, 'a rotten note\n');
+    const bad = await ablate(['get', firstRun, 'note', 'file', '--out', join(out, 'bad.txt'), ...flags], {
+      env,
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /is corrupt: expected sha256:/);
+    await assert.rejects(stat(join(out, 'bad.txt')));
   });
 });
