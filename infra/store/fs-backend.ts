@@ -5,8 +5,8 @@
  * damaged blob is replaced by a rename over it.
  *
  * Verified-stat memo: hashing a blob proves it intact only for as long as its bytes stay the same. After
- * a blob hashed right, its fingerprint (size, mtime, ctime, inode) is remembered in this process and in a
- * sidecar file `.verified/<key>`; a later check whose stat gives the same fingerprint trusts it without
+ * a blob hashed right, its fingerprint (size, mtime, ctime, inode) is remembered in this process and,
+ * for a blob of 1 MiB or more, in a sidecar file `.verified/<key>`; a later check whose stat gives the same fingerprint trusts it without
  * reading the bytes. Any write, truncation, replacement, chmod or `touch` changes the ctime (which no
  * user call can set back), so a changed blob is always hashed again. What a stat cannot see is bit rot
  * under an unchanged inode: `ablate verify RUN_ID` always reads every byte.
@@ -34,6 +34,13 @@ import type { BlobBackend, QuickCheck, StoredObject } from './backend';
 
 /** Mode of stored blobs: nobody writes a content-addressed object in place. */
 const BLOB_MODE = 0o444;
+
+/**
+ * Blobs at least this large get a `.verified/` sidecar. Below it, hashing the blob again costs about what
+ * reading a sidecar does, and writing one costs far more (bench/verify.ts: a 10k-file folder of 4 KiB
+ * files took ~20x longer to verify cold with a sidecar per file); the in-process memo still applies.
+ */
+const SIDECAR_MIN_BYTES = 1 << 20;
 
 function isBlobKey(key: string): boolean {
   return key.startsWith('sha256/');
@@ -135,7 +142,10 @@ export class FsBackend implements BlobBackend {
     // Nanosecond times: a rewrite within the same millisecond still changes the fingerprint.
     const token = `${info.size}:${info.mtimeNs}:${info.ctimeNs}:${info.ino}:${info.dev}`;
     if (this.verified.get(key) === token) return { status: 'ok' };
-    const remembered = await readFile(this.sidecarOf(key), 'utf8').catch(() => undefined);
+    const remembered =
+      info.size >= SIDECAR_MIN_BYTES
+        ? await readFile(this.sidecarOf(key), 'utf8').catch(() => undefined)
+        : undefined;
     if (remembered === token) {
       this.verified.set(key, token);
       return { status: 'ok' };
@@ -145,6 +155,7 @@ export class FsBackend implements BlobBackend {
 
   async rememberVerified(key: string, token: string): Promise<void> {
     this.verified.set(key, token);
+    if (Number(token.slice(0, token.indexOf(':'))) < SIDECAR_MIN_BYTES) return;
     // Best effort: a read-only store or a full disk only costs a re-hash in the next process.
     const sidecar = this.sidecarOf(key);
     const tmp = `${sidecar}.${process.pid}-${randomBytes(4).toString('hex')}`;
