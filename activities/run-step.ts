@@ -150,7 +150,19 @@ export function createRunStep(deps: RunStepDeps) {
       const cacheable = step.cache && kind.cacheable !== false;
       if (cacheable && !input.noCache) {
         const hit = await store.getRecord<CacheEntry>(recordKeys.cache(cacheKey));
-        if (hit && (await store.verifyOutputs([...Object.values(hit.outputs), hit.provenance]))) {
+        // Checking a large cached folder can take a while: heartbeat through it, keeping the last progress.
+        const lastBeat = info.heartbeatDetails as StepHeartbeat | undefined;
+        const keepAlive = () =>
+          activity.heartbeat({
+            progress: lastBeat?.progress ?? {},
+            atMs: Date.now(),
+          } satisfies StepHeartbeat);
+        if (
+          hit &&
+          (await store.verifyOutputs([...Object.values(hit.outputs), hit.provenance], {
+            onProgress: keepAlive,
+          }))
+        ) {
           await writeStepRecord({ status: 'cached', outputs: hit.outputs, provenance: hit.provenance });
           return { cached: true, durationMs: Date.now() - started };
         }

@@ -85,6 +85,14 @@ export function hashBytes(data: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** How {@link ArtifactStore.verify} checks. */
+export interface VerifyOptions {
+  /** Accept the backend's cheap answer (a remembered verification, a stored checksum). @default false */
+  trustMemo?: boolean;
+  /** Called now and then during a long check (every 256 files of a tree, every ~64 MiB read). */
+  onProgress?: () => void;
+}
+
 /** Result of re-checking one artifact. */
 export type VerifyResult = { status: 'ok' } | { status: 'missing' } | { status: 'corrupt'; actual: string };
 
@@ -253,7 +261,7 @@ export class ArtifactStore {
    * byte is read again; `trustMemo` accepts the backend's cheap answer (a remembered verification of an
    * unchanged file, a checksum the S3 server stored).
    */
-  async verify(ref: ArtifactRef | string, options: { trustMemo?: boolean } = {}): Promise<VerifyResult> {
+  async verify(ref: ArtifactRef | string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const blob = await this.checkBlob(digest, options);
     if (blob.status !== 'ok' || typeof ref === 'string' || ref.mediaType !== TREE_MEDIA_TYPE) return blob;
@@ -266,8 +274,10 @@ export class ArtifactStore {
       throw err;
     }
     let worst: VerifyResult = { status: 'ok' };
+    let checked = 0;
     await forEachLimit(manifest.entries, CHECK_CONCURRENCY, async (entry) => {
       if (worst.status !== 'ok') return;
+      if (++checked % 256 === 0) options.onProgress?.();
       const result = await this.checkBlob(entry.digest, options);
       if (result.status !== 'ok' && worst.status === 'ok') worst = result;
     });
@@ -275,22 +285,29 @@ export class ArtifactStore {
   }
 
   /** Whether an artifact would read back intact (a tree: its manifest and every file); memo-assisted. */
-  async isIntact(ref: ArtifactRef | string): Promise<boolean> {
-    return (await this.verify(ref, { trustMemo: true })).status === 'ok';
+  async isIntact(
+    ref: ArtifactRef | string,
+    options: Pick<VerifyOptions, 'onProgress'> = {},
+  ): Promise<boolean> {
+    return (await this.verify(ref, { ...options, trustMemo: true })).status === 'ok';
   }
 
   /**
    * Whether every artifact among a step's outputs (or any list of output values) is intact: the test a
    * cache hit must pass before it is served. Values that are not artifacts are ignored.
    */
-  async verifyOutputs(outputs: StepOutputs | Iterable<OutputValue | ArtifactRef>): Promise<boolean> {
+  async verifyOutputs(
+    outputs: StepOutputs | Iterable<OutputValue | ArtifactRef>,
+    options: Pick<VerifyOptions, 'onProgress'> = {},
+  ): Promise<boolean> {
     const values = Symbol.iterator in outputs ? [...outputs] : Object.values(outputs);
-    for (const value of values) if (isArtifactRef(value) && !(await this.isIntact(value))) return false;
+    for (const value of values)
+      if (isArtifactRef(value) && !(await this.isIntact(value, options))) return false;
     return true;
   }
 
   /** One blob's state: the backend's cheap answer when trusted, else a full read and hash. */
-  private async checkBlob(digest: string, options: { trustMemo?: boolean } = {}): Promise<VerifyResult> {
+  private async checkBlob(digest: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const key = blobKey(digest);
     const quick = await this.backend.quickCheck?.(key, digestHex(digest));
     // A cheap "missing" or "corrupt" is never wrong; a cheap "ok" only counts when memos are trusted.
@@ -299,7 +316,11 @@ export class ArtifactStore {
     if (!quick && !(await this.backend.exists(key))) return { status: 'missing' };
     const hash = createHash('sha256');
     try {
-      for await (const chunk of await this.backend.openRead(key)) hash.update(chunk as Buffer);
+      let chunks = 0;
+      for await (const chunk of await this.backend.openRead(key)) {
+        hash.update(chunk as Buffer);
+        if (++chunks % 64 === 0) options.onProgress?.();
+      }
     } catch (err) {
       if (err instanceof AblateError && err.type === ErrorType.ArtifactNotFound) return { status: 'missing' };
       throw err;
