@@ -17,9 +17,10 @@
  *   Also kept: blobs written in the last `graceMs` (a step stores its outputs before its records) and
  *   blobs written since the oldest running run started (a running step's checkpoints are referenced
  *   only by its heartbeat).
- * - Work dirs (`<tmp>/ablate-*`): deleted when nothing in them changed for `olderThanMs` and no live
- *   process has its working directory or an open file inside (read from /proc; where there is no
- *   /proc, none is deleted).
+ * - Work dirs of steps (`<tmp>/ablate-<step key>-<attempt>-<hex>`, as the step runner names them; other
+ *   `ablate-*` directories, e.g. test stores or a dev server's home, are never touched): deleted when
+ *   nothing in them changed for `olderThanMs` and no live process has its working directory or an open
+ *   file inside (read from /proc; where there is no /proc, none is deleted).
  *
  * Deletion order: records first, then blobs, so a crash midway leaves unreferenced blobs (the next gc
  * takes them), never a record naming a deleted blob.
@@ -69,6 +70,8 @@ export interface GcReport {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** A step's work dir, as activities/run-step.ts names it: ablate-<16-hex step key>-<attempt>-<8 hex>. */
+const STEP_WORK_DIR = /^ablate-[0-9a-f]{16}-\d+-[0-9a-f]{8}$/;
 /** ablate's own JSON blobs, whose references gc follows (trees, provenance records, plans). */
 const FOLLOWED_MEDIA_TYPE = /^application\/vnd\.ablate\.[a-z-]+\+json$/;
 
@@ -240,7 +243,7 @@ async function newestStepEndMs(store: ArtifactStore, runId: string): Promise<num
   return newest;
 }
 
-/** `ablate-*` directories under `root` unchanged since `cutoff`, split by whether a live process uses them. */
+/** Step work dirs under `root` unchanged since `cutoff`, split by whether a live process uses them. */
 async function staleWorkDirs(
   root: string,
   cutoff: number,
@@ -253,7 +256,7 @@ async function staleWorkDirs(
     return { stale: [], inUse: [] };
   }
   for (const entry of entries) {
-    if (!entry.isDirectory() || !entry.name.startsWith('ablate-')) continue;
+    if (!entry.isDirectory() || !STEP_WORK_DIR.test(entry.name)) continue;
     const path = join(root, entry.name);
     const usage = await treeUsage(path).catch(() => undefined);
     if (usage && usage.newestMs < cutoff) candidates.push({ path, sizeBytes: usage.sizeBytes });

@@ -222,10 +222,12 @@ describe('gc', () => {
       }
       return path;
     };
-    const stale = await make('ablate-step-1-aaaa', old);
-    const busy = await make('ablate-step-2-bbbb', old);
-    const recent = await make('ablate-step-3-cccc');
+    const stale = await make('ablate-0123456789abcdef-1-aaaaaaaa', old);
+    const busy = await make('ablate-0123456789abcdef-2-bbbbbbbb', old);
+    const recent = await make('ablate-0123456789abcdef-3-cccccccc');
     const other = await make('not-ablate', old);
+    // Another ablate directory that is not a step's work dir (a test store, a server home): never touched.
+    const store2 = await make('ablate-test-store-AbC123', old);
     const child = spawn('sleep', ['60'], { cwd: busy, stdio: 'ignore' });
     await new Promise((r) => child.once('spawn', r));
     try {
@@ -238,6 +240,7 @@ describe('gc', () => {
         [busy, true],
         [recent, true],
         [other, true],
+        [store2, true],
       ] as const)
         assert.equal(
           await access(path).then(

@@ -13,8 +13,8 @@ Keeps every run that ended within --older-than, every running run (Temporal is a
 baseline pins (a record under baselines/), the cache entries those runs used or that are recent, and
 every blob any kept record reaches (through directory manifests, provenance records and plans), plus
 blobs written in the last hour. Deletes the rest: the records of older runs, their cache entries, the
-blobs nothing references any more (e.g. old checkpoints), and ablate work dirs in the temp directory
-unchanged for --older-than and not in use by a live process. Prints what it freed.
+blobs nothing references any more (e.g. old checkpoints), and step work dirs in the temp directory
+(ablate-<step key>-<attempt>-<hex>) unchanged for --older-than and not in use by a live process. Prints what it freed.
 
   --dry-run          list what would be deleted; delete nothing
   --older-than DUR   age after which a finished run is forgotten (default 30d; e.g. 12h, 7d)
