@@ -1,13 +1,14 @@
 /**
  * Which steps of a plan would be served from the step cache, without running anything: walk the plan
  * in order; a step is `cached` when every upstream output it reads is known (its upstream steps are
- * cached too), and a cache entry exists for its cache key with all its output artifacts present.
+ * cached too), and a cache entry exists for its cache key whose output artifacts and provenance all
+ * verify intact: the same test the step runner makes before it serves a hit.
  */
 import { bindReferences } from '../activities/runtime/bind';
 import { getStepKind } from '../activities/runtime/registry';
 import { recordKeys, type CacheEntry } from '../activities/runtime/run-records';
 import { cacheKeyOf, kindIdentity } from '../activities/runtime/cache-key';
-import { isArtifactRef, type JsonValue, type Plan, type StepOutputs } from '../workflows/plan-types';
+import { type JsonValue, type Plan, type StepOutputs } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 
 export type CacheState = 'cached' | 'run';
@@ -38,11 +39,10 @@ export async function cacheStatus(plan: Plan, store: ArtifactStore): Promise<Map
     const entry = await store.getRecord<CacheEntry>(
       recordKeys.cache(cacheKeyOf(await kindIdentity(kind, params), params)),
     );
-    let present = entry !== undefined;
-    for (const o of Object.values(entry?.outputs ?? {}))
-      if (isArtifactRef(o) && !(await store.has(o.digest))) present = false;
+    const present =
+      entry !== undefined && (await store.verifyOutputs([...Object.values(entry.outputs), entry.provenance]));
     state.set(step.key, present ? 'cached' : 'run');
-    if (present) outputs.set(step.key, entry!.outputs);
+    if (present) outputs.set(step.key, entry.outputs);
   }
   return state;
 }

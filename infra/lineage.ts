@@ -1,7 +1,7 @@
 /**
  * Lineage: from any result (a run, a step, a metric, an artifact) back through the steps that made it
  * to its sources, from the provenance records the step runner writes. Also `verify`: re-check every
- * artifact a run touched against its digest.
+ * artifact a run touched against its digest, and `--repair`: recompute what is damaged.
  */
 import type { ProvenanceRecord } from '../activities/runtime/provenance';
 import {
@@ -16,9 +16,11 @@ import {
   type ArtifactRef,
   type JsonValue,
   type OutputValue,
+  type Plan,
 } from '../workflows/plan-types';
 import { AblateError, ErrorType } from './errors';
 import type { TreeManifest } from './store/artifact-store';
+import type { Session } from './session';
 import type { ArtifactStore } from './store/index';
 
 /** One input artifact of a step, and where it came from. */
@@ -320,4 +322,152 @@ export async function verifyRun(
       });
   }
   return { checked: toCheck.size, problems };
+}
+
+/** What `ablate verify RUN_ID --repair` did. */
+export interface RepairReport {
+  runId: string;
+  /** What verify found before the repair. */
+  found: VerifyProblem[];
+  /** The run that recomputed the damaged steps (undefined when nothing needed it). */
+  repairRunId?: string;
+  /** Its outcome, e.g. COMPLETED. */
+  repairStatus?: string;
+  /** The damaged artifacts that read back intact after the repair. */
+  repaired: VerifyProblem[];
+  /** Those still damaged, each with the reason it could not be restored. */
+  unrepaired: Array<VerifyProblem & { reason: string }>;
+}
+
+/**
+ * Repair a run's damaged artifacts by recomputing them: start a new run of the same plan with the step
+ * cache on. The cache serves every step whose outputs verify intact and recomputes the others (a
+ * damaged output is a cache miss), and storing the recomputed bytes replaces each damaged blob, since a
+ * put repairs a blob whose bytes do not match its key. Then verify the run again. What no step of the
+ * plan produced (a source dataset, the plan itself) and a damaged provenance record (its bytes held the
+ * original run's times) cannot be restored this way, and the report says so.
+ */
+export async function repairRun(
+  session: Session,
+  runId: string,
+  options: { log?: (message: string) => void } = {},
+): Promise<RepairReport> {
+  const { store } = session;
+  const log = options.log ?? (() => undefined);
+  const before = await verifyRun(store, runId);
+  const report: RepairReport = { runId, found: before.problems, repaired: [], unrepaired: [] };
+  if (before.problems.length === 0) return report;
+  const summary = await store.getRecord<RunSummary>(recordKeys.summary(runId));
+  const planState = summary ? await store.verify(summary.plan) : undefined;
+  if (!summary || planState?.status !== 'ok') {
+    const reason = summary
+      ? `the plan of run ${runId} (${summary.plan.uri}) is ${planState?.status}, so its steps cannot be run again`
+      : `run ${runId} has no summary (it has not ended), so its plan is unknown; wait for it to end`;
+    report.unrepaired = before.problems.map((p) => ({ ...p, reason }));
+    return report;
+  }
+  const { startRun, waitForRun } = await import('./runs');
+  const plan = await store.getJson<Plan>(summary.plan);
+  const { runId: repairRunId } = await startRun(session, plan);
+  log(
+    `repair: run ${repairRunId} recomputes the damaged steps of ${runId} (intact ones come from the cache)`,
+  );
+  const outcome = await waitForRun(session, repairRunId);
+  report.repairRunId = repairRunId;
+  report.repairStatus = outcome.status;
+  const after = new Map((await verifyRun(store, runId)).problems.map((p) => [p.digest, p]));
+  for (const p of before.problems) {
+    if (!after.has(p.digest)) report.repaired.push(p);
+    else {
+      const reason = p.role.startsWith('input ')
+        ? 'no step of the plan produces it (a source): restore it from its origin, e.g. `ablate data import` again'
+        : p.role === 'provenance'
+          ? `a provenance record holds the times of its run, so it cannot be recomputed; the step's outputs were recomputed in ${repairRunId}`
+          : p.role === 'plan'
+            ? 'the plan artifact is damaged'
+            : `the repair run ${repairRunId} ended ${outcome.status.toLowerCase()} without restoring it` +
+              (outcome.status === 'COMPLETED' ? ' (the step is not deterministic, or not cacheable)' : '');
+      report.unrepaired.push({ ...p, reason });
+    }
+  }
+  return report;
+}
+
+/** The finished steps of a run, as records (sorted by label). */
+async function stepRecords(store: ArtifactStore, runId: string): Promise<StepRecord[]> {
+  const keys = await store.listRecords(recordKeys.steps(runId));
+  if (keys.length === 0)
+    throw new AblateError(ErrorType.InvalidInput, `no finished steps of run ${runId} in ${store.url}`);
+  const records = await Promise.all(keys.map((k) => store.getRecord<StepRecord>(k)));
+  return records
+    .filter((r): r is StepRecord => r !== undefined)
+    .sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+}
+
+/** One finished step of a run, by its key or its label. */
+export async function findStepRecord(store: ArtifactStore, runId: string, step: string): Promise<StepRecord> {
+  const records = await stepRecords(store, runId);
+  const found = records.find((r) => r.key === step) ?? records.find((r) => r.label === step);
+  if (!found) {
+    const labels = records.map((r) => r.label);
+    throw new AblateError(
+      ErrorType.InvalidInput,
+      `run ${runId} has no finished step ${JSON.stringify(step)} (give its key or its label; steps: ` +
+        `${truncate(labels.join(', '), 300)})`,
+    );
+  }
+  return found;
+}
+
+/** One output of a step, as `ablate artifacts` lists it. */
+export interface OutputListing {
+  step: string;
+  stepKey: string;
+  status: StepRecord['status'];
+  output: string;
+  type: 'file' | 'directory' | 'value';
+  uri?: string;
+  digest?: string;
+  mediaType?: string;
+  /** A file's size, or the total of a directory's files. */
+  sizeBytes?: number;
+  /** For a directory: how many files. */
+  files?: number;
+  value?: JsonValue;
+}
+
+/** The outputs of a run's finished steps (or of one step). */
+export async function runOutputs(
+  store: ArtifactStore,
+  runId: string,
+  step?: string,
+): Promise<OutputListing[]> {
+  const records = step ? [await findStepRecord(store, runId, step)] : await stepRecords(store, runId);
+  const out: OutputListing[] = [];
+  for (const r of records) {
+    for (const [output, v] of Object.entries(r.outputs)) {
+      const base = { step: r.label, stepKey: r.key, status: r.status, output };
+      if (!isArtifactRef(v)) {
+        out.push({ ...base, type: 'value', value: v });
+        continue;
+      }
+      const listing: OutputListing = {
+        ...base,
+        type: v.mediaType === TREE_MEDIA_TYPE ? 'directory' : 'file',
+        uri: v.uri,
+        digest: v.digest,
+        mediaType: v.mediaType,
+        sizeBytes: v.sizeBytes,
+      };
+      if (listing.type === 'directory') {
+        const manifest = await store.getJson<TreeManifest>(v).catch(() => undefined);
+        if (manifest) {
+          listing.files = manifest.entries.length;
+          listing.sizeBytes = manifest.entries.reduce((n, e) => n + e.sizeBytes, 0);
+        }
+      }
+      out.push(listing);
+    }
+  }
+  return out;
 }

@@ -3,7 +3,8 @@
  * 1. reads the step from the plan artifact and binds upstream outputs (from their step records),
  * 2. checks the parameters against the kind's schema,
  * 3. looks up the cache: key = hash(kind, kind version, params with artifacts as digests); a hit whose
- *    output artifacts are all still present is reused (`cached`),
+ *    output artifacts and provenance all verify intact is reused (`cached`); a damaged one is a miss,
+ *    and the recomputed outputs repair the store,
  * 4. otherwise runs the kind with heartbeats (progress + checkpoint), cancellation and a resume point
  *    (the last heartbeat of the previous attempt),
  * 5. writes the provenance record, the OpenLineage events, the step record and the cache entry.
@@ -107,12 +108,6 @@ export function createRunStep(deps: RunStepDeps) {
     });
   }
 
-  async function outputsPresent(outputs: StepOutputs): Promise<boolean> {
-    for (const o of Object.values(outputs))
-      if (isArtifactRef(o) && !(await store.has(o.digest))) return false;
-    return true;
-  }
-
   return async function runStep(input: RunStepInput): Promise<RunStepResult> {
     const activity = Context.current();
     const info = activity.info;
@@ -152,7 +147,19 @@ export function createRunStep(deps: RunStepDeps) {
       const cacheable = step.cache && kind.cacheable !== false;
       if (cacheable && !input.noCache) {
         const hit = await store.getRecord<CacheEntry>(recordKeys.cache(cacheKey));
-        if (hit && (await outputsPresent(hit.outputs))) {
+        // Checking a large cached folder can take a while: heartbeat through it, keeping the last progress.
+        const lastBeat = info.heartbeatDetails as StepHeartbeat | undefined;
+        const keepAlive = () =>
+          activity.heartbeat({
+            progress: lastBeat?.progress ?? {},
+            atMs: Date.now(),
+          } satisfies StepHeartbeat);
+        if (
+          hit &&
+          (await store.verifyOutputs([...Object.values(hit.outputs), hit.provenance], {
+            onProgress: keepAlive,
+          }))
+        ) {
           await writeStepRecord({ status: 'cached', outputs: hit.outputs, provenance: hit.provenance });
           return { cached: true, durationMs: Date.now() - started };
         }

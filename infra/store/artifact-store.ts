@@ -5,6 +5,12 @@
  * (a "tree"), itself a blob. Every read is verified against the digest and a mismatch is an error,
  * never data. Small mutable JSON records (cache index, provenance index, run records) live under
  * `records/`.
+ *
+ * Integrity rules: a put of bytes whose blob exists but is damaged (missing, or bytes that do not hash
+ * to its key) replaces it atomically, so recomputing a step repairs the store. {@link ArtifactStore.isIntact}
+ * answers whether an artifact (for a tree: its manifest and every file it lists) would read back right;
+ * the step cache serves a hit only when it is. The backend makes repeated checks cheap (see
+ * {@link BlobBackend.quickCheck}).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -15,8 +21,15 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 
 import { AblateError, ErrorType, permanent } from '../errors';
-import { TREE_MEDIA_TYPE, type ArtifactRef, type JsonValue } from '../../workflows/plan-types';
-import type { BlobBackend } from './backend';
+import {
+  isArtifactRef,
+  TREE_MEDIA_TYPE,
+  type ArtifactRef,
+  type JsonValue,
+  type OutputValue,
+  type StepOutputs,
+} from '../../workflows/plan-types';
+import type { BlobBackend, StoredObject } from './backend';
 
 /** The manifest of a directory artifact. */
 export interface TreeManifest {
@@ -72,10 +85,25 @@ export function hashBytes(data: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }
 
+/** How {@link ArtifactStore.verify} checks. */
+export interface VerifyOptions {
+  /** Accept the backend's cheap answer (a remembered verification, a stored checksum). @default false */
+  trustMemo?: boolean;
+  /** Called now and then during a long check (every 256 files of a tree, every ~64 MiB read). */
+  onProgress?: () => void;
+}
+
 /** Result of re-checking one artifact. */
 export type VerifyResult = { status: 'ok' } | { status: 'missing' } | { status: 'corrupt'; actual: string };
 
+/** How many blobs of a tree are checked at once (stat calls, or HEAD requests on S3). */
+const CHECK_CONCURRENCY = 16;
+/** Parsed manifests kept in memory (immutable, so keyed by digest); enough for a run's working set. */
+const MANIFEST_CACHE_SIZE = 64;
+
 export class ArtifactStore {
+  private readonly manifests = new Map<string, TreeManifest>();
+
   constructor(readonly backend: BlobBackend) {}
 
   /** The store URL, e.g. `file:///…` or `s3://bucket/prefix`. */
@@ -90,8 +118,9 @@ export class ArtifactStore {
   /** Store a local file. Idempotent: storing the same bytes twice is one object. */
   async putFile(path: string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
     const { digest, sizeBytes } = await hashFile(path);
-    const key = blobKey(digest);
-    if (!(await this.backend.exists(key))) await this.backend.putFile(key, path, sizeBytes);
+    const state = await this.checkBlob(digest, { trustMemo: true });
+    if (state.status !== 'ok')
+      await this.backend.putFile(blobKey(digest), path, sizeBytes, { replace: state.status === 'corrupt' });
     return this.ref(digest, sizeBytes, options.mediaType ?? mediaTypeFor(path));
   }
 
@@ -99,8 +128,8 @@ export class ArtifactStore {
   async putBytes(data: Uint8Array | string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     const digest = hashBytes(bytes);
-    const key = blobKey(digest);
-    if (!(await this.backend.exists(key))) await this.backend.putBytes(key, bytes);
+    if ((await this.checkBlob(digest, { trustMemo: true })).status !== 'ok')
+      await this.backend.putBytes(blobKey(digest), bytes);
     return this.ref(digest, bytes.length, options.mediaType ?? 'application/octet-stream');
   }
 
@@ -227,28 +256,109 @@ export class ArtifactStore {
     return source.pipe(verifier);
   }
 
-  /** Re-read an artifact and compare with its digest (and, for a tree, every file it lists). */
-  async verify(ref: ArtifactRef | string): Promise<VerifyResult> {
+  /**
+   * Re-check an artifact against its digest (and, for a tree, every file it lists). By default every
+   * byte is read again; `trustMemo` accepts the backend's cheap answer (a remembered verification of an
+   * unchanged file, a checksum the S3 server stored).
+   */
+  async verify(ref: ArtifactRef | string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
+    const blob = await this.checkBlob(digest, options);
+    if (blob.status !== 'ok' || typeof ref === 'string' || ref.mediaType !== TREE_MEDIA_TYPE) return blob;
+    let manifest: TreeManifest;
+    try {
+      manifest = await this.manifest(digest);
+    } catch (err) {
+      if (err instanceof AblateError && err.type === ErrorType.CorruptArtifact)
+        return { status: 'corrupt', actual: digest };
+      throw err;
+    }
+    let worst: VerifyResult = { status: 'ok' };
+    let checked = 0;
+    await forEachLimit(manifest.entries, CHECK_CONCURRENCY, async (entry) => {
+      if (worst.status !== 'ok') return;
+      if (++checked % 256 === 0) options.onProgress?.();
+      const result = await this.checkBlob(entry.digest, options);
+      if (result.status !== 'ok' && worst.status === 'ok') worst = result;
+    });
+    return worst;
+  }
+
+  /** Whether an artifact would read back intact (a tree: its manifest and every file); memo-assisted. */
+  async isIntact(
+    ref: ArtifactRef | string,
+    options: Pick<VerifyOptions, 'onProgress'> = {},
+  ): Promise<boolean> {
+    return (await this.verify(ref, { ...options, trustMemo: true })).status === 'ok';
+  }
+
+  /**
+   * Whether every artifact among a step's outputs (or any list of output values) is intact: the test a
+   * cache hit must pass before it is served. Values that are not artifacts are ignored.
+   */
+  async verifyOutputs(
+    outputs: StepOutputs | Iterable<OutputValue | ArtifactRef>,
+    options: Pick<VerifyOptions, 'onProgress'> = {},
+  ): Promise<boolean> {
+    const values = Symbol.iterator in outputs ? [...outputs] : Object.values(outputs);
+    for (const value of values)
+      if (isArtifactRef(value) && !(await this.isIntact(value, options))) return false;
+    return true;
+  }
+
+  /** One blob's state: the backend's cheap answer when trusted, else a full read and hash. */
+  private async checkBlob(digest: string, options: VerifyOptions = {}): Promise<VerifyResult> {
     const key = blobKey(digest);
-    if (!(await this.backend.exists(key))) return { status: 'missing' };
+    const quick = await this.backend.quickCheck?.(key, digestHex(digest));
+    // A cheap "missing" or "corrupt" is never wrong; a cheap "ok" only counts when memos are trusted.
+    if (quick?.status === 'missing' || quick?.status === 'corrupt') return quick;
+    if (quick?.status === 'ok' && options.trustMemo === true) return quick;
+    if (!quick && !(await this.backend.exists(key))) return { status: 'missing' };
     const hash = createHash('sha256');
-    const chunks: Buffer[] = [];
-    const isTree = typeof ref !== 'string' && ref.mediaType === TREE_MEDIA_TYPE;
-    for await (const chunk of await this.backend.openRead(key)) {
-      hash.update(chunk as Buffer);
-      if (isTree) chunks.push(chunk as Buffer);
+    try {
+      let chunks = 0;
+      for await (const chunk of await this.backend.openRead(key)) {
+        hash.update(chunk as Buffer);
+        if (++chunks % 64 === 0) options.onProgress?.();
+      }
+    } catch (err) {
+      if (err instanceof AblateError && err.type === ErrorType.ArtifactNotFound) return { status: 'missing' };
+      throw err;
     }
     const actual = `sha256:${hash.digest('hex')}`;
     if (actual !== digest) return { status: 'corrupt', actual };
-    if (isTree) {
-      const manifest = JSON.parse(Buffer.concat(chunks).toString('utf8')) as TreeManifest;
-      for (const entry of manifest.entries) {
-        const result = await this.verify(entry.digest);
-        if (result.status !== 'ok') return result;
-      }
-    }
+    if (quick?.status === 'unknown' && quick.token) await this.backend.rememberVerified?.(key, quick.token);
     return { status: 'ok' };
+  }
+
+  /** A tree's manifest, read verified (and kept: a digest names its bytes forever). */
+  private async manifest(digest: string): Promise<TreeManifest> {
+    const known = this.manifests.get(digest);
+    if (known) return known;
+    const manifest = await this.getJson<TreeManifest>(digest).catch((err: unknown) => {
+      if (err instanceof SyntaxError)
+        throw permanent(ErrorType.CorruptArtifact, `tree manifest ${digest} is not JSON`, err);
+      throw err;
+    });
+    if (manifest?.version !== 1 || !Array.isArray(manifest.entries))
+      throw permanent(ErrorType.CorruptArtifact, `not a tree manifest: ${digest}`);
+    if (this.manifests.size >= MANIFEST_CACHE_SIZE)
+      this.manifests.delete(this.manifests.keys().next().value!);
+    this.manifests.set(digest, manifest);
+    return manifest;
+  }
+
+  /** The stored blobs, with size and age (for housekeeping). */
+  async listBlobs(): Promise<Array<StoredObject & { digest: string }>> {
+    return (await this.backend.listDetailed('sha256'))
+      .map((o) => ({ ...o, digest: `sha256:${o.key.slice(o.key.lastIndexOf('/') + 1)}` }))
+      .filter((o) => /^sha256:[0-9a-f]{64}$/.test(o.digest));
+  }
+
+  /** Remove a blob (a damaged one before repair, or an unreferenced one in gc); no error if absent. */
+  async deleteBlob(digest: string): Promise<void> {
+    this.manifests.delete(digest);
+    await this.backend.delete(blobKey(digest));
   }
 
   /** Write a small JSON record under `records/<key>.json`, replacing any previous one atomically. */
@@ -303,6 +413,15 @@ function hashing(hash: ReturnType<typeof createHash>): Transform {
       done(null, chunk);
     },
   });
+}
+
+/** Run `fn` on every item, at most `limit` at a time; rejects with the first error. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Regular files under `dir`, as sorted relative paths. */

@@ -18,6 +18,10 @@
  *   server: NoSuchUpload) is started again from the first part.
  * - Missing bucket, unknown access key, wrong secret, access denied, missing credentials: a
  *   non-retryable StoreUnavailable error naming the bucket, key and endpoint, with a hint.
+ * - A cache hit must not serve bad bytes, yet reading every output back is slow: `quickCheck` asks the
+ *   server for the SHA-256 it stored at upload (HeadObject with ChecksumMode ENABLED) and compares it
+ *   with the key's digest. A server that keeps none (or a multipart object, whose checksum is composite)
+ *   gets one full read, remembered in this process by the object's ETag, size and date.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -48,7 +52,7 @@ import type {
 } from '@smithy/types';
 
 import { AblateError, ErrorType, permanent } from '../errors';
-import type { BlobBackend } from './backend';
+import type { BlobBackend, QuickCheck, StoredObject } from './backend';
 import { backoffDelayMs, resolveS3Config, S3_MAX_PARTS, S3EnvKey, type S3StoreConfig } from './s3-config';
 
 /** Options beyond the store URL. */
@@ -98,6 +102,8 @@ export class S3Backend implements BlobBackend {
   /** The SDK client, for maintenance and tests (raw S3 calls against the same bucket). */
   readonly client: S3Client;
   private bucketChecked = false;
+  /** Fingerprints (ETag, size, date) of objects this process read and hashed right, by key. */
+  private readonly verified = new Map<string, string>();
   /**
    * The first checksum refusal of a part of each multipart upload in progress, by upload id. Some
    * servers (rclone) drop the whole upload when a part is refused, so the retry of that part, or a
@@ -220,6 +226,7 @@ export class S3Backend implements BlobBackend {
     );
   }
 
+  // An S3 PUT always replaces the object atomically, so a repair (`replace`) needs nothing more.
   async putFile(key: string, path: string, sizeBytes: number): Promise<void> {
     const expected = digestOfKey(key);
     if (sizeBytes <= this.config.partSizeBytes) {
@@ -364,7 +371,57 @@ export class S3Backend implements BlobBackend {
     return keys.sort();
   }
 
+  async listDetailed(prefix: string): Promise<StoredObject[]> {
+    const dir = prefix.replace(/\/+$/, '');
+    const Prefix = dir ? `${this.objectKey(dir)}/` : this.config.prefix;
+    const out: StoredObject[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.call('LIST', dir || undefined, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, ContinuationToken })),
+      );
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key)
+          out.push({
+            key: obj.Key.slice(this.config.prefix.length),
+            sizeBytes: obj.Size ?? 0,
+            modifiedMs: obj.LastModified?.getTime() ?? 0,
+          });
+      }
+      ContinuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (ContinuationToken);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async quickCheck(key: string, sha256Hex: string): Promise<QuickCheck> {
+    const Key = this.objectKey(key);
+    let head;
+    try {
+      head = await this.call('HEAD', key, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, ChecksumMode: 'ENABLED' })),
+      );
+    } catch (err) {
+      if (!(err instanceof AblateError && err.type === ErrorType.ArtifactNotFound)) throw err;
+      await this.checkBucket();
+      return { status: 'missing' };
+    }
+    const stored = head.ChecksumSHA256;
+    // "<base64>-<parts>" is a checksum of part checksums (multipart), not of the object's bytes.
+    if (stored && !stored.includes('-') && head.ChecksumType !== 'COMPOSITE') {
+      const actual = Buffer.from(stored, 'base64').toString('hex');
+      return actual === sha256Hex ? { status: 'ok' } : { status: 'corrupt', actual: `sha256:${actual}` };
+    }
+    const token = `${head.ETag ?? ''}:${head.ContentLength ?? ''}:${head.LastModified?.getTime() ?? ''}`;
+    if (head.ETag && this.verified.get(key) === token) return { status: 'ok' };
+    return { status: 'unknown', token };
+  }
+
+  async rememberVerified(key: string, token: string): Promise<void> {
+    this.verified.set(key, token);
+  }
+
   async delete(key: string): Promise<void> {
+    this.verified.delete(key);
     const Key = this.objectKey(key);
     await this.call('DELETE', key, () =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })),

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { compilePipeline } from '../../infra/compiler/compile';
 import { lineageOf, lineageText, verifyRun } from '../../infra/lineage';
 import { startRun, waitForRun } from '../../infra/runs';
 import { isArtifactRef } from '../../workflows/plan-types';
+import { tamper } from '../helpers/tamper';
 import { testSession, type TestSession } from '../helpers/temporal';
 
 describe('lineage and verify', () => {
@@ -75,7 +76,7 @@ describe('lineage and verify', () => {
     const corrupt = left.outputs.file;
     const missing = right.outputs.report;
     assert.ok(isArtifactRef(corrupt) && isArtifactRef(missing));
-    await writeFile(new URL(corrupt.uri), 'tampered');
+    await tamper(corrupt.uri, 'tampered');
     await rm(new URL(missing.uri));
     const { problems, checked } = await verifyRun(session.store, runId);
     assert.ok(checked > 30);

@@ -8,12 +8,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { DeterminismViolationError } from '@temporalio/workflow';
 import proto from '@temporalio/proto';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 
 import { installRuntime, workflowBundle } from '../../infra/workers';
 
 const DIR = join(import.meta.dirname, '..', 'histories');
+const { EventType } = proto.temporal.api.enums.v1;
+type History = proto.temporal.api.history.v1.History;
+
+async function loadHistory(name: string): Promise<History> {
+  return proto.temporal.api.history.v1.History.decode(await readFile(join(DIR, `${name}.binpb`)));
+}
+
+/** The history's event types, by name without the EVENT_TYPE_ prefix. */
+function eventTypes(history: History): string[] {
+  return history.events.map((e) => EventType[e.eventType!].replace(/^EVENT_TYPE_/, ''));
+}
 
 describe('workflow replay of recorded histories', () => {
   let cacheDir: string;
@@ -36,6 +48,42 @@ describe('workflow replay of recorded histories', () => {
       'failing-with-skips.binpb',
       'smoke-completed.binpb',
     ]);
+    // Each file really covers its path: a re-recording that lost the path would replay fine and prove nothing.
+    const paths: Record<string, { last: string; has: string[]; hasNot?: string[] }> = {
+      'smoke-completed': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: [], hasNot: ['ACTIVITY_TASK_FAILED'] },
+      'failing-with-skips': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: ['ACTIVITY_TASK_FAILED'] },
+      cancelled: {
+        last: 'WORKFLOW_EXECUTION_CANCELED',
+        has: [
+          'WORKFLOW_EXECUTION_CANCEL_REQUESTED',
+          'ACTIVITY_TASK_CANCEL_REQUESTED',
+          'ACTIVITY_TASK_CANCELED',
+        ],
+      },
+      'continued-as-new-first': { last: 'WORKFLOW_EXECUTION_CONTINUED_AS_NEW', has: [] },
+      'continued-as-new-last': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: [] },
+    };
+    for (const [name, path] of Object.entries(paths)) {
+      const history = await loadHistory(name);
+      const types = eventTypes(history);
+      assert.equal(types.at(-1), path.last, name);
+      assert.ok(types.filter((t) => t === 'ACTIVITY_TASK_SCHEDULED').length >= 4, `${name}: too few steps`);
+      for (const t of path.has) assert.ok(types.includes(t), `${name} has no ${t}`);
+      for (const t of path.hasNot ?? []) assert.ok(!types.includes(t), `${name} has ${t}`);
+    }
+    const last = (await loadHistory('continued-as-new-last')).events[0]!
+      .workflowExecutionStartedEventAttributes!;
+    assert.ok(last.continuedExecutionRunId, 'continued-as-new-last does not continue an earlier run');
+  });
+
+  it('fails the replay of a history the code would not reproduce', async () => {
+    const history = await loadHistory('smoke-completed');
+    const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes)!;
+    scheduled.activityTaskScheduledEventAttributes!.activityType = { name: 'notAnAblateActivity' };
+    await assert.rejects(
+      Worker.runReplayHistory({ workflowBundle: bundle }, history, 'tampered'),
+      (err: unknown) => err instanceof DeterminismViolationError,
+    );
   });
 
   for (const name of [
@@ -48,9 +96,7 @@ describe('workflow replay of recorded histories', () => {
     'batch-cancelled',
   ]) {
     it(`replays ${name} deterministically`, async () => {
-      const history = proto.temporal.api.history.v1.History.decode(
-        await readFile(join(DIR, `${name}.binpb`)),
-      );
+      const history = await loadHistory(name);
       await Worker.runReplayHistory({ workflowBundle: bundle }, history, name);
     });
   }

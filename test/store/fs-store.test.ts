@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { AblateError } from '../../infra/errors';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
 import { TREE_MEDIA_TYPE } from '../../workflows/plan-types';
+import { tamper } from '../helpers/tamper';
 
 describe('filesystem artifact store', () => {
   let dir: string;
@@ -32,7 +33,7 @@ describe('filesystem artifact store', () => {
   it('refuses a corrupted object and leaves no file behind', async () => {
     const ref = await store.putBytes('precious bytes');
     const path = new URL(ref.uri);
-    await writeFile(path, 'tampered bytes');
+    await tamper(path, 'tampered bytes');
     await assert.rejects(
       store.getBytes(ref),
       (err: unknown) => err instanceof AblateError && err.type === 'CorruptArtifact',

@@ -43,16 +43,30 @@ describe('checkpoint format', () => {
       assert.deepEqual(b.shape, t.shape);
       assert.deepEqual(Buffer.from(b.data.buffer), Buffer.from(t.data.buffer), name);
     }
-    // safetensors layout: u64 little-endian header length, then a JSON header with dtype/shape/offsets.
+    // safetensors layout, read here independently of the decoder: u64 little-endian header length, a JSON
+    // header (padded with spaces to 8 bytes) giving each tensor's dtype, shape and byte range, then the
+    // data; ablate's own metadata is a JSON string under __metadata__.ablate.
     const bytes = await readFile(path);
     const headerLength = Number(bytes.readBigUInt64LE(0));
-    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString()) as Record<
-      string,
-      { dtype: string; data_offsets: number[] }
-    >;
-    assert.equal(header['backbone.stem.conv.w']?.dtype, 'F32');
-    assert.deepEqual(header['backbone.stem.norm.gamma']?.data_offsets, [432, 448]);
     assert.equal((8 + headerLength) % 8, 0);
+    const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString()) as Record<string, unknown>;
+    const ranges = header as Record<string, { data_offsets: [number, number] }>;
+    assert.deepEqual(header, {
+      'backbone.stem.conv.w': { dtype: 'F32', shape: [3, 3, 3, 4], data_offsets: [0, 432] },
+      'backbone.stem.norm.gamma': { dtype: 'F32', shape: [4], data_offsets: [432, 448] },
+      'optimizer.momentum/head.out.b': { dtype: 'F32', shape: [0], data_offsets: [448, 448] },
+      __metadata__: { ablate: JSON.stringify(meta) },
+    });
+    const data = bytes.subarray(8 + headerLength);
+    assert.equal(data.length, 448);
+    for (const [name, t] of tensors) {
+      const [start, end] = ranges[name]!.data_offsets;
+      assert.deepEqual(
+        data.subarray(start, end),
+        Buffer.from(t.data.buffer),
+        `${name}: bytes at its offsets`,
+      );
+    }
   });
 
   it('names the layer whose shape does not match, and a missing one', () => {

@@ -212,30 +212,45 @@ describe('training kinds', () => {
   });
 
   it('fine-tunes a pre-trained backbone, and names the layer when its shapes do not match', async () => {
-    const pre = await runStepLocally(
-      trainPretrain,
-      {
-        dataset: cls,
-        arch: 'tiny',
-        width: 4,
-        norm: 'gn',
-        schedule: '1x',
-        baseIterations: 6,
-        batchSize: 4,
-        lr: 0.05,
-        imageSize: 32,
-        seed: 1,
-        checkpointEvery: 0,
-        bnImagesPerReplica: 4,
-        backend: 'wasm',
-      },
-      { store, log: quiet },
-    );
+    const pretrainParams = {
+      dataset: cls,
+      arch: 'tiny',
+      width: 4,
+      norm: 'gn',
+      schedule: '1x',
+      baseIterations: 6,
+      batchSize: 4,
+      lr: 0.05,
+      imageSize: 32,
+      seed: 1,
+      checkpointEvery: 0,
+      bnImagesPerReplica: 4,
+      backend: 'wasm',
+    } as const;
+    const pre = await runStepLocally(trainPretrain, pretrainParams, { store, log: quiet });
     const metrics = pre.outputs.metrics as { top1: number; iterations: number };
     assert.equal(metrics.iterations, 6);
-    assert.ok(metrics.top1 >= 0 && metrics.top1 <= 1);
+    // Top-1 counts correct predictions over the 8 val images (4 classes x 2), and the weights say so too.
+    assert.ok(
+      Number.isInteger(metrics.top1 * 8) && metrics.top1 >= 0 && metrics.top1 <= 1,
+      `${metrics.top1}`,
+    );
     const weights = pre.outputs.weights as ArtifactRef;
     const backbone = decodeCheckpoint(await store.getBytes(weights));
+    assert.deepEqual(backbone.metadata, {
+      kind: 'train.pretrain',
+      arch: 'tiny',
+      width: 4,
+      norm: 'gn',
+      classes: 4,
+      imageSize: 32,
+      iterations: 6,
+      top1: metrics.top1,
+    });
+    // Same data, same seed: the same accuracy and bit-identical weights (what the step cache relies on).
+    const again = await runStepLocally(trainPretrain, pretrainParams, { store, log: quiet });
+    assert.equal((again.outputs.metrics as { top1: number }).top1, metrics.top1);
+    assert.equal((again.outputs.weights as ArtifactRef).digest, weights.digest);
     assert.ok([...backbone.tensors.keys()].every((k) => k.startsWith('backbone.')));
 
     const tuned = await runStepLocally(

@@ -4,10 +4,13 @@
  */
 import type { Command } from '../command';
 import { baselineCommand } from './baseline';
+import { artifactsCommand } from './artifacts';
 import { cancelCommand } from './cancel';
 import { dataCommand } from './data';
 import { driftCommand } from './drift';
 import { evalCommand } from './eval';
+import { gcCommand } from './gc';
+import { getCommand } from './get';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
@@ -29,6 +32,9 @@ export const commands: readonly Command[] = [
   verifyCommand,
   baselineCommand,
   driftCommand,
+  artifactsCommand,
+  getCommand,
+  gcCommand,
   dataCommand,
   evalCommand,
   kindsCommand,

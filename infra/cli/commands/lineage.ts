@@ -1,5 +1,6 @@
 import { resolveConfig } from '../../../temporal.config';
 import { stringOption, UsageError, type Command } from '../command';
+import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 
 const storeFlags = { store: { type: 'string' }, home: { type: 'string' } } as const;
 
@@ -42,22 +43,37 @@ sources (e.g. the dataset directory and its files).
   },
 };
 
-/** `ablate verify RUN_ID`: re-check a run's artifacts. */
+/** `ablate verify RUN_ID [--repair]`: re-check a run's artifacts, and recompute the damaged ones. */
 export const verifyCommand: Command = {
   name: 'verify',
-  summary: 'Re-check every artifact of a run against its digest; name each missing or corrupt one',
-  usage: `Usage: ablate verify RUN_ID [--json]
+  summary: 'Re-check every artifact of a run against its digest; --repair recomputes the damaged ones',
+  usage: `Usage: ablate verify RUN_ID [--repair] [--json]
 
 Reads every artifact the run produced or used (outputs, inputs, provenance records, the plan; for a
 directory artifact every file in it) and compares it with its sha256 digest. Exit status 0 when all are
 intact, 1 when any is missing or corrupt (each is named).
 
-  --json    {"runId", "checked", "problems": [{step, role, uri, digest, status}]}
-  --store URL, --home DIR   the artifact store`,
-  options: { ...storeFlags, json: { type: 'boolean' } },
+  --repair  recompute what is damaged: start a new run of the same plan with the step cache on, so the
+            steps whose outputs are damaged run again (the others come from the cache) and their
+            recomputed bytes replace the damaged ones in the store; then verify again and say what was
+            repaired and what could not be (e.g. a source dataset no step produces). Runs steps like
+            \`ablate run\` (embedded server and in-process workers by default).
+  --workers also run in-process workers for --repair when TEMPORAL_ADDRESS is set
+  --json    {"runId", "checked", "problems": [{step, role, uri, digest, status}]}; with --repair
+            {"runId", "found", "repairRunId", "repairStatus", "repaired", "unrepaired": [{..., reason}]}
+
+${configFlagsHelp}`,
+  options: {
+    ...configFlags,
+    json: { type: 'boolean' },
+    repair: { type: 'boolean' },
+    workers: { type: 'boolean' },
+  },
   async run(args) {
-    const [runId] = args.positionals;
+    const [runId, ...extra] = args.positionals;
     if (!runId) throw new UsageError('no run id given');
+    if (extra.length) throw new UsageError('one run id at a time');
+    if (args.values.repair === true) return repair(args, runId);
     const { verifyRun } = await import('../../lineage');
     const { checked, problems } = await verifyRun(await storeFrom(args), runId);
     if (args.values.json) console.log(JSON.stringify({ runId, checked, problems }));
@@ -71,3 +87,37 @@ intact, 1 when any is missing or corrupt (each is named).
     return problems.length === 0 ? 0 : 1;
   },
 };
+
+async function repair(args: Parameters<Command['run']>[0], runId: string): Promise<number> {
+  const { repairRun } = await import('../../lineage');
+  const { openSession } = await import('../../session');
+  const { QUEUES } = await import('../../task-queues');
+  const config = configFrom(args);
+  const session = await openSession(config, {
+    workers:
+      config.temporalAddress === undefined || args.values.workers === true
+        ? { queues: QUEUES, workflows: true }
+        : undefined,
+    log: (m) => console.error(m),
+  });
+  try {
+    const report = await repairRun(session, runId, { log: (m) => console.error(m) });
+    if (args.values.json) console.log(JSON.stringify(report));
+    else {
+      for (const p of report.repaired)
+        console.error(`REPAIRED: ${p.uri} (${p.digest}), ${p.role} of ${p.step} (was ${p.status})`);
+      for (const p of report.unrepaired)
+        console.error(`NOT REPAIRED: ${p.uri} (${p.digest}), ${p.role} of ${p.step}: ${p.reason}`);
+      console.log(
+        report.found.length === 0
+          ? `${runId}: all intact, nothing to repair`
+          : `${runId}: ${report.found.length} missing or corrupt, ${report.repaired.length} repaired` +
+              (report.repairRunId ? ` by run ${report.repairRunId}` : '') +
+              (report.unrepaired.length ? `, ${report.unrepaired.length} not repaired` : ''),
+      );
+    }
+    return report.unrepaired.length === 0 ? 0 : 1;
+  } finally {
+    await session.close();
+  }
+}
