@@ -29,7 +29,12 @@ import { readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { recordKeys, type CacheEntry, type RunSummary, type StepRecord } from '../activities/runtime/run-records';
+import {
+  recordKeys,
+  type CacheEntry,
+  type RunSummary,
+  type StepRecord,
+} from '../activities/runtime/run-records';
 import { isArtifactRef, TREE_MEDIA_TYPE } from '../workflows/plan-types';
 import { AblateError, ErrorType } from './errors';
 import { FsBackend } from './store/fs-backend';
