@@ -34,6 +34,7 @@ import type { createActivities } from '../activities/index';
 import type { RunSummaryResult } from '../activities/orchestration';
 import { DagState, emptyCounts, runStatus, type GraphStep } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';
+import { recordRunStatus } from './search-attributes';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -223,6 +224,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
       generations: generation,
     }),
   );
+  recordRunStatus(summary.status);
   if (cancelled !== undefined) throw cancelled;
   return { ...summary, generations: generation };
 }

@@ -1,0 +1,52 @@
+/**
+ * `recordVerdict`: the last activity of a scheduled run. It compares the finished run with its
+ * pipeline's baseline through a {@link DriftCheck} (the drift module, injected by the worker) and
+ * records the outcome in the run summary, so `ablate runs` and `ablate status` show it whoever reads
+ * the store. The workflow then sets the `AblateVerdict` search attribute from the returned verdict.
+ *
+ * A run that did not complete is not compared (its metrics are partial): its verdict is
+ * `not-checked`, and its status already says failed or cancelled.
+ */
+import { permanent, ErrorType } from '../infra/errors';
+import type { ArtifactStore } from '../infra/store/index';
+import { recordKeys, type DriftOutcome, type RunSummary } from './run-records';
+
+/** What a drift check is asked. */
+export interface DriftCheckInput {
+  runId: string;
+  pipeline: string;
+  summary: RunSummary;
+}
+
+/** Compares a completed run with its pipeline's baseline. */
+export type DriftCheck = (input: DriftCheckInput) => Promise<DriftOutcome>;
+
+/** The check used where no drift module is wired in: it compares nothing and says so. */
+export const driftCheckUnavailable: DriftCheck = async () => ({
+  verdict: 'not-checked',
+  detail: 'no drift check is configured in this worker',
+});
+
+export interface RecordVerdictInput {
+  runId: string;
+  scheduleName: string;
+}
+
+export function createVerdictActivities(deps: { store: ArtifactStore; checkDrift: DriftCheck }) {
+  const { store, checkDrift } = deps;
+
+  async function recordVerdict(input: RecordVerdictInput): Promise<DriftOutcome> {
+    const key = recordKeys.summary(input.runId);
+    const summary = await store.getRecord<RunSummary>(key);
+    if (!summary)
+      throw permanent(ErrorType.ArtifactNotFound, `run ${input.runId} has no summary record (${key})`);
+    const drift: DriftOutcome =
+      summary.status === 'completed'
+        ? await checkDrift({ runId: input.runId, pipeline: summary.pipeline.name, summary })
+        : { verdict: 'not-checked', detail: `the run ${summary.status}` };
+    await store.putRecord(key, { ...summary, schedule: input.scheduleName, drift });
+    return drift;
+  }
+
+  return { recordVerdict };
+}
