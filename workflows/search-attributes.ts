@@ -36,7 +36,8 @@ export const ABLATE_SEARCH_ATTRIBUTES = [
  * server). Upserting an attribute the server does not know fails the workflow task, so workflows check.
  */
 export function hasAblateSearchAttributes(): boolean {
-  return workflowInfo().typedSearchAttributes.get(AblateRunId) !== undefined;
+  // Every ablate workflow is started with its pipeline's name when the attributes exist.
+  return workflowInfo().typedSearchAttributes.get(AblatePipeline) !== undefined;
 }
 
 /** Record ablate's outcome of the run on its workflow, when the attributes are available. */
