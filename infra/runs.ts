@@ -375,7 +375,7 @@ export async function listRuns(session: Session, options: ListRunsOptions = {}):
       pipeline: wf.memo.pipeline ?? '?',
       status: 'running',
       startedAt: wf.startedAt,
-      endedAt: wf.closedAt ?? null,
+      endedAt: wf.status === 'RUNNING' ? null : (wf.closedAt ?? null),
       counts: null,
       workflowStatus: wf.status,
       ...(wf.memo.schedule ? { schedule: wf.memo.schedule } : {}),

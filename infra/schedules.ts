@@ -20,7 +20,7 @@ import {
 import type { RunMemo } from './runs';
 import { runMemo } from './runs';
 import type { ArtifactRef, Plan, PipelineSchedule } from '../workflows/plan-types';
-import type { ScheduledRunInput } from '../workflows/scheduled-run';
+import type { ScheduleDefinition, ScheduledRunInput } from '../workflows/scheduled-run';
 import { AblatePipeline, AblateRunId, AblateSchedule } from '../workflows/search-attributes';
 import { contentHash } from './canonical-json';
 import { formatDurationMs } from './compiler/duration';
@@ -41,25 +41,8 @@ export type OverlapName = keyof typeof OVERLAP_POLICIES;
 /** Runs missed while the server was down start when it is back, if at most this late. */
 export const DEFAULT_CATCHUP_WINDOW_MS = 3_600_000;
 
-/** What ablate keeps in a schedule's memo: enough to list and describe it without the file. */
-export interface ScheduleMemo {
-  ablate: 1;
-  pipeline: string;
-  /** The file it was created or applied from (absolute path, for people). */
-  file: string;
-  /** The pipeline file's bytes when it was created or applied. */
-  source: ArtifactRef;
-  plan: ArtifactRef;
-  cron?: string;
-  /** Interval, e.g. "6h", when the schedule is not a cron expression. */
-  every?: string;
-  timezone: string;
-  noCache: boolean;
-  overlap: OverlapName;
-  catchupWindow: string;
-  /** Hash of everything above that decides what runs and when: `apply` compares it. */
-  definition: string;
-}
+/** The memo of every schedule ablate creates (others in the namespace are left alone). */
+export const SCHEDULE_MEMO = { ablate: 1 } as const;
 
 /** A schedule as `ablate schedule list --json` prints it. */
 export interface ScheduleListing {
@@ -98,7 +81,7 @@ export async function upsertSchedule(
     mode: 'create' | 'apply';
     log?: (message: string) => void;
   },
-): Promise<{ name: string; action: 'created' | 'updated' | 'unchanged'; memo: ScheduleMemo }> {
+): Promise<{ name: string; action: 'created' | 'updated' | 'unchanged'; definition: ScheduleDefinition }> {
   const { plan, def } = args;
   const source = await session.store.putBytes(args.sourceText, {
     mediaType: 'application/vnd.ablate.pipeline+json',
@@ -115,7 +98,7 @@ export async function upsertSchedule(
     overlap,
     catchupWindow: formatDurationMs(catchupWindowMs),
   };
-  const input: ScheduledRunInput = {
+  const base: Omit<ScheduledRunInput, 'definition'> = {
     scheduleName: def.name,
     pipelineName: plan.pipeline.name,
     planRef,
@@ -125,15 +108,12 @@ export async function upsertSchedule(
     noCache: timing.noCache,
     runMemo: runMemo(session, plan, planRef) satisfies RunMemo,
   };
-  const memo: ScheduleMemo = {
-    ablate: 1,
-    pipeline: plan.pipeline.name,
+  const definition: ScheduleDefinition = {
     file: args.file,
-    source,
-    plan: planRef,
     ...timing,
-    definition: contentHash({ input, timing, withAttributes }),
+    digest: contentHash({ base, timing, withAttributes }),
   };
+  const input: ScheduledRunInput = { ...base, definition };
   const taskQueue = workflowTaskQueue(session.config.taskQueuePrefix);
   const action: ScheduleOptions['action'] = {
     type: 'startWorkflow',
@@ -163,56 +143,76 @@ export async function upsertSchedule(
     if (!(err instanceof ScheduleNotFoundError)) throw err;
   }
   if (existing) {
-    const old = existing.memo as Partial<ScheduleMemo> | undefined;
-    if (args.mode === 'create' || old?.ablate !== 1)
+    const old = ownInput(existing);
+    if (args.mode === 'create' || !old)
       throw new AblateError(
         ErrorType.InvalidInput,
-        old?.ablate !== 1
+        !old
           ? `a schedule named ${JSON.stringify(def.name)} exists in namespace ${session.config.namespace} and is not ablate's; choose another name`
-          : `schedule ${JSON.stringify(def.name)} already exists (pipeline ${old.pipeline}); \`ablate schedule apply FILE\` updates it, \`ablate schedule delete ${def.name}\` removes it`,
+          : `schedule ${JSON.stringify(def.name)} already exists (pipeline ${old.pipelineName}); \`ablate schedule apply FILE\` updates it, \`ablate schedule delete ${def.name}\` removes it`,
       );
-    if (old.definition === memo.definition) return { name: def.name, action: 'unchanged', memo };
+    if (old.definition.digest === definition.digest)
+      return { name: def.name, action: 'unchanged', definition };
     await handle.update((prev) => ({
       ...prev,
       spec: specOf(def),
       action,
       policies: { ...prev.policies, ...policies },
-      memo: memo as unknown as Record<string, unknown>,
     }));
-    return { name: def.name, action: 'updated', memo };
+    return { name: def.name, action: 'updated', definition };
   }
   await session.client.schedule.create({
     scheduleId: def.name,
     spec: specOf(def),
     action,
     policies,
-    memo: memo as unknown as Record<string, unknown>,
+    memo: { ...SCHEDULE_MEMO },
   });
-  return { name: def.name, action: 'created', memo };
+  return { name: def.name, action: 'created', definition };
+}
+
+/** The input of an ablate schedule's runs, or undefined for a schedule that is not ablate's. */
+function ownInput(desc: ScheduleDescription): ScheduledRunInput | undefined {
+  if ((desc.memo as Partial<typeof SCHEDULE_MEMO> | undefined)?.ablate !== SCHEDULE_MEMO.ablate)
+    return undefined;
+  const input = desc.action.args?.[0] as ScheduledRunInput | undefined;
+  return input?.definition ? input : undefined;
 }
 
 /** ablate's schedules in the namespace, by name. */
 export async function listSchedules(session: Session): Promise<ScheduleListing[]> {
+  const names: string[] = [];
+  for await (const s of session.client.schedule.list())
+    if ((s.memo as Partial<typeof SCHEDULE_MEMO> | undefined)?.ablate === SCHEDULE_MEMO.ablate)
+      names.push(s.scheduleId);
+  // The definition is in each schedule's action, which only a describe returns.
   const out: ScheduleListing[] = [];
-  for await (const s of session.client.schedule.list()) {
-    const memo = s.memo as Partial<ScheduleMemo> | undefined;
-    if (memo?.ablate !== 1) continue;
+  for (const name of names.sort()) {
+    let desc: ScheduleDescription;
+    try {
+      desc = await session.client.schedule.getHandle(name).describe();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) continue; // deleted meanwhile
+      throw err;
+    }
+    const input = ownInput(desc);
+    if (!input) continue;
     out.push({
-      name: s.scheduleId,
-      spec: specText(memo as ScheduleMemo),
-      paused: s.state.paused,
-      pipeline: memo.pipeline ?? '?',
-      nextActionTimes: s.info.nextActionTimes,
+      name,
+      spec: specText(input.definition),
+      paused: desc.state.paused,
+      pipeline: input.pipelineName,
+      nextActionTimes: desc.info.nextActionTimes,
     });
   }
-  return out.sort((a, b) => a.name.localeCompare(b.name));
+  return out;
 }
 
-function specText(memo: ScheduleMemo): ScheduleListing['spec'] {
+function specText(def: ScheduleDefinition): ScheduleListing['spec'] {
   return {
-    ...(memo.cron ? { cron: memo.cron } : {}),
-    ...(memo.every ? { every: memo.every } : {}),
-    timezone: memo.timezone,
+    ...(def.cron ? { cron: def.cron } : {}),
+    ...(def.every ? { every: def.every } : {}),
+    timezone: def.timezone,
   };
 }
 
@@ -237,8 +237,8 @@ export interface ScheduleView extends ScheduleListing {
 
 /** The handle of ablate's schedule `name`, or a clear error. */
 export async function describeSchedule(session: Session, name: string): Promise<ScheduleView> {
-  const desc = await describeOwn(session, name);
-  const memo = desc.memo as unknown as ScheduleMemo;
+  const { desc, input } = await describeOwn(session, name);
+  const def = input.definition;
   const recentActions = await Promise.all(
     desc.info.recentActions.map(async (a) => {
       const workflowId = a.action.workflow.workflowId;
@@ -254,16 +254,16 @@ export async function describeSchedule(session: Session, name: string): Promise<
   );
   return {
     name,
-    spec: specText(memo),
+    spec: specText(def),
     paused: desc.state.paused,
-    pipeline: memo.pipeline,
+    pipeline: input.pipelineName,
     nextActionTimes: desc.info.nextActionTimes,
-    file: memo.file,
-    source: memo.source,
-    plan: memo.plan,
-    noCache: memo.noCache,
-    overlap: memo.overlap,
-    catchupWindow: memo.catchupWindow,
+    file: def.file,
+    source: input.sourceRef,
+    plan: input.planRef,
+    noCache: def.noCache,
+    overlap: def.overlap,
+    catchupWindow: def.catchupWindow,
     ...(desc.state.note ? { note: desc.state.note } : {}),
     createdAt: desc.info.createdAt,
     numActionsTaken: desc.info.numActionsTaken,
@@ -275,15 +275,19 @@ export async function describeSchedule(session: Session, name: string): Promise<
 }
 
 /** Describe schedule `name`, refusing one that is missing or not ablate's. */
-async function describeOwn(session: Session, name: string): Promise<ScheduleDescription> {
+async function describeOwn(
+  session: Session,
+  name: string,
+): Promise<{ desc: ScheduleDescription; input: ScheduledRunInput }> {
   try {
     const desc = await session.client.schedule.getHandle(name).describe();
-    if ((desc.memo as Partial<ScheduleMemo> | undefined)?.ablate !== 1)
+    const input = ownInput(desc);
+    if (!input)
       throw new AblateError(
         ErrorType.InvalidInput,
-        `schedule ${JSON.stringify(name)} is not one of ablate's (it has no ablate memo)`,
+        `schedule ${JSON.stringify(name)} is not one of ablate's; ablate leaves it alone`,
       );
-    return desc;
+    return { desc, input };
   } catch (err) {
     if (err instanceof ScheduleNotFoundError)
       throw new AblateError(

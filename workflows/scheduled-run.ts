@@ -56,6 +56,27 @@ export interface ScheduledRunInput {
   noCache: boolean;
   /** The memo each run gets, as `ablate run` would set it. */
   runMemo: RunMemo;
+  /** How the schedule was defined, for `ablate schedule list/describe` (this workflow ignores it). */
+  definition: ScheduleDefinition;
+}
+
+/**
+ * A schedule's definition as ablate created or applied it. It travels in the schedule's action
+ * because a Temporal Schedule's memo cannot be updated, and cron expressions come back from the
+ * server only as calendars.
+ */
+export interface ScheduleDefinition {
+  /** The file it was created or applied from (absolute path, for people). */
+  file: string;
+  cron?: string;
+  /** Interval, e.g. "6h", when the schedule is not a cron expression. */
+  every?: string;
+  timezone: string;
+  noCache: boolean;
+  overlap: 'skip' | 'buffer-one' | 'allow-all';
+  catchupWindow: string;
+  /** Hash of the input and timing: `ablate schedule apply` changes nothing when it is the same. */
+  digest: string;
 }
 
 export interface ScheduledRunResult {
