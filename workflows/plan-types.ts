@@ -140,6 +140,8 @@ export interface Plan {
   };
   /** Grid axes and their values, as declared. */
   axes: Record<string, JsonValue[]>;
+  /** Tolerance bands for drift reports, as declared (absent: every metric uses its default band). */
+  tolerance?: ToleranceBand[];
   cells: PlannedCell[];
   /** Unique steps in a topological order (every step after all of its `needs`). */
   steps: PlannedStep[];
@@ -151,6 +153,24 @@ export interface Plan {
     /** stepInstances - uniqueSteps: step runs the merging saved. */
     saved: number;
   };
+}
+
+/**
+ * How far a metric may move from its baseline before a drift report calls it drift. A band with both
+ * `abs` and `rel` allows `abs + rel * |baseline|` (numpy's `isclose` rule).
+ */
+export interface ToleranceBand {
+  /**
+   * The metric: its full name `<stepId>.<output>[.<field>...]` (e.g. `eval_coco.metrics.AP`) or any
+   * tail of it at a `.` boundary (`metrics.AP`, `AP`); the band naming the longest tail wins.
+   */
+  metric: string;
+  /** Allowed absolute difference. */
+  abs?: number;
+  /** Allowed difference relative to the baseline value. */
+  rel?: number;
+  /** Report the metric but never count it as drift (e.g. a throughput). */
+  ignore?: boolean;
 }
 
 /** Where a step stands during a run. */

@@ -27,7 +27,9 @@ import type {
   PlannedStep,
   QueueName,
   RetrySpec,
+  ToleranceBand,
 } from '../../workflows/plan-types';
+import { toleranceIssues, type BandStepInfo } from '../drift/tolerance';
 import { parseDurationMs } from './duration';
 import { readScheduleBlock } from './schedule-block';
 import { ajv, kindValidator } from './kind-schemas';
@@ -266,6 +268,7 @@ class Compiler {
       this.checkTemplate(id, raw);
       if (this.issues.length > before) this.bad.add(id);
     }
+    for (const i of toleranceIssues(this.doc.tolerance, this.bandSteps())) this.issue(i.pointer, i.message);
     const order = this.orderTemplates();
     if (!order) return undefined;
     const before = this.issues.length;
@@ -276,6 +279,16 @@ class Compiler {
     const plan = this.instantiate(cells, order);
     if (plan && schedule) plan.pipeline.schedule = schedule;
     return this.issues.length > 0 ? undefined : plan;
+  }
+
+  /** Each well-formed template's outputs, for checking the metric names of tolerance bands. */
+  private bandSteps(): Map<string, BandStepInfo> {
+    const steps = new Map<string, BandStepInfo>();
+    for (const [id, t] of this.templates)
+      steps.set(id, {
+        outputs: Object.fromEntries(Object.entries(t.kind.outputs).map(([name, spec]) => [name, spec.type])),
+      });
+    return steps;
   }
 
   // --- axes and templates ---------------------------------------------------------------------------
@@ -814,6 +827,7 @@ class Compiler {
         digest: `sha256:${contentHash(this.doc)}`,
       },
       axes,
+      ...(Array.isArray(this.doc.tolerance) ? { tolerance: this.doc.tolerance as ToleranceBand[] } : {}),
       cells: plannedCells,
       steps: planned,
       stats: {

@@ -97,7 +97,7 @@ export function ajvIssues(errors: readonly ErrorObject[], basePointer: string): 
     if (choice) {
       issues.push({
         pointer: basePointer + e.instancePath,
-        message: `needs exactly one of ${choice.map((c) => `"${c}"`).join(', ')}`,
+        message: `needs ${e.keyword === 'anyOf' ? 'at least' : 'exactly'} one of ${choice.map((c) => `"${c}"`).join(', ')}`,
       });
       continue;
     }

@@ -3,8 +3,10 @@
  * imports inside `run`, so `ablate --help` stays fast.
  */
 import type { Command } from '../command';
+import { baselineCommand } from './baseline';
 import { cancelCommand } from './cancel';
 import { dataCommand } from './data';
+import { driftCommand } from './drift';
 import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
@@ -27,6 +29,8 @@ export const commands: readonly Command[] = [
   workerCommand,
   lineageCommand,
   verifyCommand,
+  baselineCommand,
+  driftCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
