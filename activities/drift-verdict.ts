@@ -1,6 +1,6 @@
 /**
  * `recordVerdict`: the last activity of a scheduled run. It compares the finished run with its
- * pipeline's baseline through a {@link DriftCheck} (the drift module, injected by the worker) and
+ * pipeline's baseline through a {@link DriftCheck} (activities/drift-check.ts by default) and
  * records the outcome in the run summary, so `ablate runs` and `ablate status` show it whoever reads
  * the store. The workflow then sets the `AblateVerdict` search attribute from the returned verdict.
  *
@@ -20,12 +20,6 @@ export interface DriftCheckInput {
 
 /** Compares a completed run with its pipeline's baseline. */
 export type DriftCheck = (input: DriftCheckInput) => Promise<DriftOutcome>;
-
-/** The check used where no drift module is wired in: it compares nothing and says so. */
-export const driftCheckUnavailable: DriftCheck = async () => ({
-  verdict: 'not-checked',
-  detail: 'no drift check is configured in this worker',
-});
 
 export interface RecordVerdictInput {
   runId: string;

@@ -3,14 +3,15 @@
  * pass their own store. Workflows type them with `proxyActivities<ReturnType<typeof createActivities>>`.
  */
 import type { ArtifactStore } from '../infra/store/index';
-import { createVerdictActivities, driftCheckUnavailable, type DriftCheck } from './drift-verdict';
+import { createDriftCheck } from './drift-check';
+import { createVerdictActivities, type DriftCheck } from './drift-verdict';
 import { createOrchestrationActivities } from './orchestration';
 import { createPlanLoader } from './plan-loader';
 import { createRunStep } from './run-step';
 
 export interface ActivityDeps {
   store: ArtifactStore;
-  /** How scheduled runs are compared with their baseline. @default {@link driftCheckUnavailable} */
+  /** How scheduled runs are compared with their baseline. @default {@link createDriftCheck} */
   checkDrift?: DriftCheck;
 }
 
@@ -19,6 +20,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     runStep: createRunStep({ store: deps.store, loadPlan }),
     ...createOrchestrationActivities({ store: deps.store, loadPlan }),
-    ...createVerdictActivities({ store: deps.store, checkDrift: deps.checkDrift ?? driftCheckUnavailable }),
+    ...createVerdictActivities({
+      store: deps.store,
+      checkDrift: deps.checkDrift ?? createDriftCheck(deps.store),
+    }),
   };
 }

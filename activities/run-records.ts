@@ -77,6 +77,7 @@ export interface DriftOutcome {
   /**
    * `ok`: within the tolerance bands; `drifted`: at least one metric outside them; `no-baseline`: the
    * pipeline has no baseline to compare with; `not-checked`: the run did not complete (see `detail`).
+   * A drift check that fails (e.g. an unreadable baseline) fails the scheduled run's workflow instead.
    */
   verdict: 'ok' | 'drifted' | 'no-baseline' | 'not-checked';
   baselineRunId?: string;

@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 
 import type { RunSummary } from '../../activities/run-records';
 import { compilePipeline } from '../../infra/compiler/compile';
+import { setBaseline } from '../../infra/drift/index';
 import { listRuns, type RunEntry } from '../../infra/runs';
 import { controlSchedule, describeSchedule, listSchedules, upsertSchedule } from '../../infra/schedules';
 import { ablate, type CliResult } from '../helpers/cli';
@@ -98,8 +99,8 @@ describe('ablate schedule (real dev server)', () => {
       assert.equal(r.pipeline, `sched-${tag}`);
       const summary = await session.store.getRecord<RunSummary>(`runs/${r.runId}/summary`);
       assert.equal(summary?.schedule, name);
-      // This build has no drift module wired in: the verdict says nothing was compared, and why.
-      assert.equal(summary?.drift?.verdict, 'not-checked');
+      // No baseline is pinned for this pipeline: nothing to compare with, and the summary says so.
+      assert.equal(summary?.drift?.verdict, 'no-baseline');
     }
     const json = await cli('runs', '--schedule', name, '--json', '--limit', '2');
     assert.equal(json.code, 0, json.stderr);
@@ -188,6 +189,66 @@ describe('ablate schedule (real dev server)', () => {
     const del = await cli('schedule', 'delete', name);
     assert.equal(del.code, 0, del.stderr);
     assert.match(del.stdout, /deleted \(runs it started stay\)/);
+  });
+
+  it("records each run's verdict against the baseline; runs --drifted finds the drifted one", async () => {
+    const name = `verdict-${tag}`;
+    const pipelineName = `verdict-${tag}`;
+    const doc = (text: string) => ({
+      name: pipelineName,
+      steps: {
+        w: { uses: 'util.write', with: { text } },
+        h: { uses: 'util.hash', with: { inputs: ['${steps.w.outputs.file}'], algorithm: 'sha256' } },
+      },
+    });
+    const upsert = async (text: string, mode: 'create' | 'apply') => {
+      const sourceText = JSON.stringify(doc(text));
+      await upsertSchedule(session, {
+        file: file(`${name}.json`),
+        sourceText,
+        plan: compilePipeline(sourceText),
+        def: { name, everyMs: 3_600_000 },
+        mode,
+      });
+    };
+    const fire = async (n: number) => {
+      await controlSchedule(session, name, { type: 'trigger' });
+      const runs = await endedRuns(name, n);
+      const summary = await session.store.getRecord<RunSummary>(`runs/${runs[0]!.runId}/summary`);
+      // The verdict is written after the run ends; wait for it.
+      const deadline = Date.now() + 30_000;
+      let s = summary;
+      while (!s?.drift) {
+        assert.ok(Date.now() < deadline, 'the verdict is recorded');
+        await new Promise((r) => setTimeout(r, 300));
+        s = await session.store.getRecord<RunSummary>(`runs/${runs[0]!.runId}/summary`);
+      }
+      return { runId: runs[0]!.runId, drift: s.drift };
+    };
+    await upsert('same\n', 'create');
+    const first = await fire(1);
+    assert.equal(first.drift.verdict, 'no-baseline');
+    await setBaseline(session.store, { runId: first.runId });
+    const second = await fire(2);
+    assert.equal(second.drift.verdict, 'ok');
+    assert.equal(second.drift.baselineRunId, first.runId);
+    await upsert('changed\n', 'apply');
+    const third = await fire(3);
+    assert.equal(third.drift.verdict, 'drifted');
+    assert.match(third.drift.detail!, /^drift in 1 of 1 cell: .*hex/);
+    assert.ok(third.drift.report && (await session.store.has(third.drift.report.digest)));
+
+    const drifted = await cli('runs', '--drifted', '--pipeline', pipelineName, '--json');
+    assert.equal(drifted.code, 0, drifted.stderr);
+    assert.deepEqual(
+      (JSON.parse(drifted.stdout) as Array<{ runId: string; verdict: string; schedule: string }>).map((r) => [
+        r.runId,
+        r.verdict,
+        r.schedule,
+      ]),
+      [[third.runId, 'drifted', name]],
+    );
+    await controlSchedule(session, name, { type: 'delete' });
   });
 
   it('apply creates, then says unchanged, then updates the schedule declared in the file', async () => {
