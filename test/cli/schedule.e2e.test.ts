@@ -102,7 +102,8 @@ describe('ablate schedule (real dev server)', () => {
       // No baseline is pinned for this pipeline: nothing to compare with, and the summary says so.
       assert.equal(summary?.drift?.verdict, 'no-baseline');
     }
-    const json = await cli('runs', '--schedule', name, '--json', '--limit', '2');
+    // The schedule keeps firing: newer runs may still be running, hence --status.
+    const json = await cli('runs', '--schedule', name, '--status', 'completed', '--json', '--limit', '2');
     assert.equal(json.code, 0, json.stderr);
     const listed = JSON.parse(json.stdout) as Array<Record<string, unknown>>;
     assert.equal(listed.length, 2);
