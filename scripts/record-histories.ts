@@ -2,17 +2,21 @@
  * Records workflow histories (binary protobuf) for the replay tests (test/run/replay.test.ts). Run it after a deliberate
  * change to workflows/ that is meant to be compatible, and commit the files:
  *
- *   npx tsx scripts/record-histories.ts
+ *   npx tsx scripts/record-histories.ts              # all of them
+ *   npx tsx scripts/record-histories.ts scheduled    # only the scheduled-run ones
  *
  * It runs a few pipelines that exercise every path of `pipelineRun` (success, failure with downstream
- * skips and a retried step, cancellation, continue-as-new) on a real dev server.
+ * skips and a retried step, cancellation, continue-as-new) on a real dev server, and one firing of a
+ * schedule: the `scheduledRun` workflow and its `pipelineRun` child with ablate's search attributes.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import proto from '@temporalio/proto';
 
+import { compilePipeline } from '../infra/compiler/compile';
 import { getRunView, startRun, waitForRun } from '../infra/runs';
+import { controlSchedule, describeSchedule, upsertSchedule } from '../infra/schedules';
 import { plan, stopTestTemporal, testSession } from '../test/helpers/temporal';
 
 const OUT = join(import.meta.dirname, '..', 'test', 'histories');
@@ -29,63 +33,99 @@ try {
     console.log(`recorded ${name} (${history.events?.length} events)`);
   };
 
-  const smoke = await startRun(
-    session,
-    plan(
-      JSON.parse(
-        await import('node:fs').then((fs) => fs.readFileSync('pipelines/examples/smoke.json', 'utf8')),
+  const only = process.argv[2];
+
+  if (!only || only === 'scheduled') {
+    const text = JSON.stringify({
+      name: 'scheduled',
+      steps: {
+        w: { uses: 'util.write', with: { text: 'nightly\n' } },
+        h: { uses: 'util.hash', with: { inputs: ['${steps.w.outputs.file}'], algorithm: 'sha256' } },
+      },
+    });
+    const name = `record-${Date.now()}`;
+    await upsertSchedule(session, {
+      file: 'scheduled.json',
+      sourceText: text,
+      plan: compilePipeline(text),
+      def: { name, everyMs: 3_600_000 },
+      mode: 'create',
+    });
+    await controlSchedule(session, name, { type: 'trigger' });
+    let action;
+    while (!(action = (await describeSchedule(session, name)).recentActions[0])?.runId)
+      await new Promise((r) => setTimeout(r, 200));
+    await session.client.workflow.getHandle(action.workflowId).result();
+    await controlSchedule(session, name, { type: 'delete' });
+    await save('scheduled-run', action.workflowId);
+    await save('scheduled-pipeline-run', action.runId);
+  }
+  if (only !== 'scheduled') await recordPipelineRuns();
+
+  /** Every path of `pipelineRun` started by `ablate run`. */
+  async function recordPipelineRuns(): Promise<void> {
+    const smoke = await startRun(
+      session,
+      plan(
+        JSON.parse(
+          await import('node:fs').then((fs) => fs.readFileSync('pipelines/examples/smoke.json', 'utf8')),
+        ),
       ),
-    ),
-  );
-  await waitForRun(session, smoke.runId);
-  await save('smoke-completed', smoke.runId);
+    );
+    await waitForRun(session, smoke.runId);
+    await save('smoke-completed', smoke.runId);
 
-  const failing = await startRun(
-    session,
-    plan({
-      name: 'failing',
-      grid: { x: [1, 2] },
-      steps: {
-        make: { uses: 'util.write', with: { text: 'x=${grid.x}' } },
-        boom: { uses: 'util.fail', when: { x: 2 }, needs: ['make'], with: { message: 'deliberate' } },
-        flaky: {
-          uses: 'util.fail',
-          needs: ['make'],
-          with: { message: 'transient', retryable: true, succeedOnAttempt: 2 },
-          retry: { maxAttempts: 3, initialInterval: '100ms' },
+    const failing = await startRun(
+      session,
+      plan({
+        name: 'failing',
+        grid: { x: [1, 2] },
+        steps: {
+          make: { uses: 'util.write', with: { text: 'x=${grid.x}' } },
+          boom: { uses: 'util.fail', when: { x: 2 }, needs: ['make'], with: { message: 'deliberate' } },
+          flaky: {
+            uses: 'util.fail',
+            needs: ['make'],
+            with: { message: 'transient', retryable: true, succeedOnAttempt: 2 },
+            retry: { maxAttempts: 3, initialInterval: '100ms' },
+          },
+          after: { uses: 'util.noop', needs: ['boom', 'flaky'] },
         },
-        after: { uses: 'util.noop', needs: ['boom', 'flaky'] },
-      },
-    }),
-  );
-  await waitForRun(session, failing.runId);
-  await save('failing-with-skips', failing.runId);
+      }),
+    );
+    await waitForRun(session, failing.runId);
+    await save('failing-with-skips', failing.runId);
 
-  const cancel = await startRun(
-    session,
-    plan({
-      name: 'cancelled',
-      grid: { n: [1, 2] },
-      steps: {
-        slow: { uses: 'util.noop', with: { tag: '${grid.n}', sleepMs: 60000 } },
-        next: { uses: 'util.noop', needs: ['slow'] },
-      },
-    }),
-  );
-  while ((await getRunView(session, cancel.runId)).counts.running < 2)
-    await new Promise((r) => setTimeout(r, 200));
-  await session.client.workflow.getHandle(cancel.runId).cancel();
-  await waitForRun(session, cancel.runId);
-  await save('cancelled', cancel.runId);
+    const cancel = await startRun(
+      session,
+      plan({
+        name: 'cancelled',
+        grid: { n: [1, 2] },
+        steps: {
+          slow: { uses: 'util.noop', with: { tag: '${grid.n}', sleepMs: 60000 } },
+          next: { uses: 'util.noop', needs: ['slow'] },
+        },
+      }),
+    );
+    while ((await getRunView(session, cancel.runId)).counts.running < 2)
+      await new Promise((r) => setTimeout(r, 200));
+    await session.client.workflow.getHandle(cancel.runId).cancel();
+    await waitForRun(session, cancel.runId);
+    await save('cancelled', cancel.runId);
 
-  const steps: Record<string, unknown> = {};
-  for (let i = 0; i < 12; i++)
-    steps[`s${i}`] = { uses: 'util.noop', with: { tag: i }, ...(i > 0 ? { needs: [`s${i - 1}`] } : {}) };
-  const long = await startRun(session, plan({ name: 'long', steps }), { maxHistoryEvents: 30 });
-  await waitForRun(session, long.runId);
-  const first = await session.client.workflow.getHandle(long.runId).describe();
-  await save('continued-as-new-last', long.runId);
-  await save('continued-as-new-first', long.runId, first.raw.workflowExecutionInfo?.firstRunId ?? undefined);
+    const steps: Record<string, unknown> = {};
+    for (let i = 0; i < 12; i++)
+      steps[`s${i}`] = { uses: 'util.noop', with: { tag: i }, ...(i > 0 ? { needs: [`s${i - 1}`] } : {}) };
+    const long = await startRun(session, plan({ name: 'long', steps }), { maxHistoryEvents: 30 });
+    await waitForRun(session, long.runId);
+    const first = await session.client.workflow.getHandle(long.runId).describe();
+    await save('continued-as-new-last', long.runId);
+    await save(
+      'continued-as-new-first',
+      long.runId,
+      first.raw.workflowExecutionInfo?.firstRunId ?? undefined,
+    );
+  }
 } finally {
   await session.dispose();
   await stopTestTemporal();
