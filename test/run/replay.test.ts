@@ -32,6 +32,8 @@ describe('workflow replay of recorded histories', () => {
       'continued-as-new-first.binpb',
       'continued-as-new-last.binpb',
       'failing-with-skips.binpb',
+      'scheduled-pipeline-run.binpb',
+      'scheduled-run.binpb',
       'smoke-completed.binpb',
     ]);
   });
@@ -42,6 +44,8 @@ describe('workflow replay of recorded histories', () => {
     'cancelled',
     'continued-as-new-first',
     'continued-as-new-last',
+    'scheduled-run',
+    'scheduled-pipeline-run',
   ]) {
     it(`replays ${name} deterministically`, async () => {
       const history = proto.temporal.api.history.v1.History.decode(
