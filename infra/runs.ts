@@ -320,8 +320,7 @@ function queryValue(what: string, value: string): string {
 export async function listRuns(session: Session, options: ListRunsOptions = {}): Promise<RunEntry[]> {
   const limit = options.limit ?? 50;
   const needsAttributes = options.pipeline ?? options.schedule ?? (options.drifted ? 'drifted' : undefined);
-  const withAttributes = await ensureSearchAttributes(session);
-  if (needsAttributes !== undefined && !withAttributes)
+  if (needsAttributes !== undefined && !(await ensureSearchAttributes(session)))
     throw new AblateError(
       ErrorType.InvalidConfig,
       `filtering by pipeline, schedule or verdict needs ablate's search attributes on namespace ${session.config.namespace} (README, "Nightly reproductions")`,
