@@ -7,6 +7,7 @@
  * A run that did not complete is not compared (its metrics are partial): its verdict is
  * `not-checked`, and its status already says failed or cancelled.
  */
+import { notify } from '../infra/drift/notify';
 import { permanent, ErrorType } from '../infra/errors';
 import type { ArtifactStore } from '../infra/store/index';
 import { recordKeys, type DriftOutcome, type RunSummary } from './run-records';
@@ -24,6 +25,8 @@ export type DriftCheck = (input: DriftCheckInput) => Promise<DriftOutcome>;
 export interface RecordVerdictInput {
   runId: string;
   scheduleName: string;
+  /** Announce a drifted or failed run here (a notifier that fails is logged, never fatal). */
+  notify?: { command?: string; url?: string };
 }
 
 export function createVerdictActivities(deps: { store: ArtifactStore; checkDrift: DriftCheck }) {
@@ -39,6 +42,21 @@ export function createVerdictActivities(deps: { store: ArtifactStore; checkDrift
         ? await checkDrift({ runId: input.runId, pipeline: summary.pipeline.name, summary })
         : { verdict: 'not-checked', detail: `the run ${summary.status}` };
     await store.putRecord(key, { ...summary, schedule: input.scheduleName, drift });
+    const event =
+      summary.status !== 'completed' ? 'failure' : drift.verdict === 'drifted' ? 'drift' : undefined;
+    if (event && (input.notify?.command || input.notify?.url))
+      await notify(input.notify, {
+        event,
+        pipeline: summary.pipeline.name,
+        runId: input.runId,
+        schedule: input.scheduleName,
+        verdict:
+          event === 'failure'
+            ? `run ${summary.status}${summary.counts.failed ? ` with ${summary.counts.failed} failed step${summary.counts.failed === 1 ? '' : 's'}` : ''}`
+            : (drift.detail ?? 'drifted'),
+        ...(drift.baselineRunId ? { baselineRunId: drift.baselineRunId } : {}),
+        ...(drift.report ? { report: { uri: drift.report.uri, digest: drift.report.digest } } : {}),
+      });
     return drift;
   }
 

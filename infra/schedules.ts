@@ -106,6 +106,7 @@ export async function upsertSchedule(
     taskQueuePrefix: session.config.taskQueuePrefix,
     maxParallel: session.config.maxParallel,
     noCache: timing.noCache,
+    ...(def.notify ? { notify: def.notify } : {}),
     runMemo: runMemo(session, plan, planRef) satisfies RunMemo,
   };
   const definition: ScheduleDefinition = {

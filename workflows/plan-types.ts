@@ -124,6 +124,8 @@ export interface PipelineSchedule {
   noCache?: boolean;
   overlap?: 'skip' | 'buffer-one' | 'allow-all';
   catchupWindowMs?: number;
+  /** Where to announce a drifted or failed run: a shell command (payload on stdin) and/or a URL (POST). */
+  notify?: { command?: string; url?: string };
 }
 
 /** The output of the compiler: everything the workflow needs, already validated. */

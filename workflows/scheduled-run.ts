@@ -56,6 +56,8 @@ export interface ScheduledRunInput {
   noCache: boolean;
   /** The memo each run gets, as `ablate run` would set it. */
   runMemo: RunMemo;
+  /** Where a drifted or failed run is announced. */
+  notify?: { command?: string; url?: string };
   /** How the schedule was defined, for `ablate schedule list/describe` (this workflow ignores it). */
   definition: ScheduleDefinition;
 }
@@ -129,7 +131,7 @@ export async function scheduledRun(input: ScheduledRunInput): Promise<ScheduledR
       // The run was cancelled or terminated on its own: record that nothing was compared (where it
       // left a summary), then fail like the run, so the Schedule's recent actions show it.
       const drift = await verdictActivities(input.taskQueuePrefix)
-        .recordVerdict({ runId, scheduleName: input.scheduleName })
+        .recordVerdict({ runId, scheduleName: input.scheduleName, notify: input.notify })
         .catch(() => undefined);
       if (drift && withAttributes) upsertSearchAttributes([{ key: AblateVerdict, value: drift.verdict }]);
     }
@@ -138,6 +140,7 @@ export async function scheduledRun(input: ScheduledRunInput): Promise<ScheduledR
   const drift = await verdictActivities(input.taskQueuePrefix).recordVerdict({
     runId,
     scheduleName: input.scheduleName,
+    notify: input.notify,
   });
   if (withAttributes) upsertSearchAttributes([{ key: AblateVerdict, value: drift.verdict }]);
   return { runId, status: result.status, verdict: drift.verdict };

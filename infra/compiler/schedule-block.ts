@@ -89,6 +89,15 @@ export function readScheduleBlock(
     out.timezone = block.timezone;
   }
   if (typeof block.noCache === 'boolean') out.noCache = block.noCache;
+  if (block.notify !== null && typeof block.notify === 'object') {
+    const n = block.notify as { command?: unknown; url?: unknown };
+    if (typeof n.url === 'string' && !/^https?:\/\//.test(n.url))
+      problem('notify/url', `expected an http:// or https:// URL, found ${JSON.stringify(n.url)}`);
+    out.notify = {
+      ...(typeof n.command === 'string' ? { command: n.command } : {}),
+      ...(typeof n.url === 'string' ? { url: n.url } : {}),
+    };
+  }
   if (typeof block.overlap === 'string') out.overlap = block.overlap as PipelineSchedule['overlap'];
   if (block.catchupWindow !== undefined && !reported.has('/schedule/catchupWindow')) {
     const ms = parseDurationMs(block.catchupWindow);

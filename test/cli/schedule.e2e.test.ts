@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -195,6 +195,7 @@ describe('ablate schedule (real dev server)', () => {
   it("records each run's verdict against the baseline; runs --drifted finds the drifted one", async () => {
     const name = `verdict-${tag}`;
     const pipelineName = `verdict-${tag}`;
+    const notified = file('notified.json');
     const doc = (text: string) => ({
       name: pipelineName,
       steps: {
@@ -208,7 +209,7 @@ describe('ablate schedule (real dev server)', () => {
         file: file(`${name}.json`),
         sourceText,
         plan: compilePipeline(sourceText),
-        def: { name, everyMs: 3_600_000 },
+        def: { name, everyMs: 3_600_000, notify: { command: `cat > ${JSON.stringify(notified)}` } },
         mode,
       });
     };
@@ -233,11 +234,25 @@ describe('ablate schedule (real dev server)', () => {
     const second = await fire(2);
     assert.equal(second.drift.verdict, 'ok');
     assert.equal(second.drift.baselineRunId, first.runId);
+    // Neither "no-baseline" nor "ok" is announced.
+    await assert.rejects(readFile(notified));
     await upsert('changed\n', 'apply');
     const third = await fire(3);
     assert.equal(third.drift.verdict, 'drifted');
     assert.match(third.drift.detail!, /^drift in 1 of 1 cell: .*hex/);
     assert.ok(third.drift.report && (await session.store.has(third.drift.report.digest)));
+    // The notifier runs just after the verdict is recorded: wait for its whole payload.
+    let payload: Record<string, unknown> | undefined;
+    for (const deadline = Date.now() + 30_000; !payload; await new Promise((r) => setTimeout(r, 200))) {
+      assert.ok(Date.now() < deadline, 'the drift is announced');
+      payload = await readFile(notified, 'utf8')
+        .then((t) => JSON.parse(t) as Record<string, unknown>)
+        .catch(() => undefined);
+    }
+    assert.equal(payload.event, 'drift');
+    assert.equal(payload.runId, third.runId);
+    assert.equal(payload.schedule, name);
+    assert.equal(payload.verdict, third.drift.detail);
 
     const drifted = await cli('runs', '--drifted', '--pipeline', pipelineName, '--json');
     assert.equal(drifted.code, 0, drifted.stderr);

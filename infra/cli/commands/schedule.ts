@@ -57,8 +57,11 @@ create    A schedule named NAME for FILE. Fails if NAME exists (apply updates).
             --overlap P             a run due while the previous one runs: skip it (default), run it
                                     after (buffer-one) or run both (allow-all)
             --catchup-window D      after downtime, start missed runs at most D late (default 1h)
+            --notify-command CMD    run CMD (payload JSON on stdin, ABLATE_* variables) when a run
+                                    drifts from the baseline or fails
+            --notify-url URL        POST the same payload as JSON to URL
 apply     Create or update the schedule declared in FILE's "schedule" block (same fields: name,
-          cron or every, timezone, noCache, overlap, catchupWindow; the name defaults to the
+          cron or every, timezone, noCache, overlap, catchupWindow, notify: {command, url}; the name defaults to the
           pipeline's). Idempotent: prints "unchanged" when nothing differs.
 list      ablate's schedules. --json: an array of {name, spec: {cron | every, timezone}, paused,
           pipeline, nextActionTimes}.
@@ -85,6 +88,8 @@ export const scheduleCommand: Command = {
     'no-cache': { type: 'boolean' },
     overlap: { type: 'string' },
     'catchup-window': { type: 'string' },
+    'notify-command': { type: 'string' },
+    'notify-url': { type: 'string' },
     'max-cells': { type: 'string' },
     json: { type: 'boolean' },
     note: { type: 'string' },
@@ -267,6 +272,13 @@ async function prepareCreate(args: CommandArgs, name: string, file: string): Pro
     if (v !== undefined) block[field] = v;
   }
   if (args.values['no-cache'] === true) block.noCache = true;
+  const notifyCommand = stringOption(args, 'notify-command');
+  const notifyUrl = stringOption(args, 'notify-url');
+  if (notifyCommand !== undefined || notifyUrl !== undefined)
+    block.notify = {
+      ...(notifyCommand !== undefined ? { command: notifyCommand } : {}),
+      ...(notifyUrl !== undefined ? { url: notifyUrl } : {}),
+    };
   if (overlap) block.overlap = overlap;
   const problems: string[] = [];
   const def = readScheduleBlock(block, name, (pointer, message) => {
@@ -276,6 +288,7 @@ async function prepareCreate(args: CommandArgs, name: string, file: string): Pro
       every: '--every',
       timezone: '--timezone',
       catchupWindow: '--catchup-window',
+      'notify/url': '--notify-url',
     }[field];
     problems.push(
       flag ? `${flag}: ${message}` : message.replace(/`cron`/g, '--cron').replace(/`every`/g, '--every'),
@@ -287,7 +300,16 @@ async function prepareCreate(args: CommandArgs, name: string, file: string): Pro
 }
 
 async function prepareApply(args: CommandArgs, file: string): Promise<Prepared | null> {
-  for (const flag of ['cron', 'every', 'timezone', 'no-cache', 'overlap', 'catchup-window'])
+  for (const flag of [
+    'cron',
+    'every',
+    'timezone',
+    'no-cache',
+    'overlap',
+    'catchup-window',
+    'notify-command',
+    'notify-url',
+  ])
     if (args.values[flag] !== undefined)
       throw new UsageError(`--${flag} is for \`create\`; apply reads the "schedule" block of ${file}`);
   const compiled = await readAndCompile(args, file);
