@@ -59,8 +59,11 @@ describe('pipeline schedule block', () => {
     assert.deepEqual(problems({ cron: '@dayly' }), [
       'p.json:/schedule/cron: unknown cron macro "@dayly" (did you mean "@daily"?); expected one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly',
     ]);
+    assert.deepEqual(problems({ cron: '@daily', notify: { url: 'hooks.example/x' } }), [
+      'p.json:/schedule/notify/url: expected an http:// or https:// URL, found "hooks.example/x"',
+    ]);
     assert.deepEqual(problems({ cron: '0 2 * * MON-FRI', colour: 'blue' }), [
-      'p.json:/schedule/colour: unknown field "colour"; expected one of: name, cron, every, timezone, noCache, overlap, catchupWindow',
+      'p.json:/schedule/colour: unknown field "colour"; expected one of: name, cron, every, timezone, noCache, overlap, notify, catchupWindow',
     ]);
   });
 });
