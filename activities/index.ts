@@ -8,4 +8,5 @@ export {
   type BookkeepingActivities,
   type StepActivities,
   type StepActivity,
+  type VerdictActivities,
 } from './runtime/activities';

@@ -16,7 +16,15 @@ import type { StepProgress } from '../activities/runtime/step-kind';
 import { emptyCounts } from '../workflows/dag';
 import { progressQuery, type PipelineRunInput, type RunProgress } from '../workflows/pipeline-run';
 import type { ArtifactRef, Plan, StepStatus } from '../workflows/plan-types';
+import {
+  AblatePipeline,
+  AblateRunId,
+  AblateSchedule,
+  AblateStatus,
+  AblateVerdict,
+} from '../workflows/search-attributes';
 import { AblateError, ErrorType } from './errors';
+import { ensureSearchAttributes } from './search-attributes';
 import type { Session } from './session';
 import { workflowTaskQueue } from './task-queues';
 
@@ -27,6 +35,8 @@ export interface RunMemo {
   storeUrl: string;
   cells: number;
   steps: number;
+  /** The schedule that started the run (scheduled runs only). */
+  schedule?: string;
 }
 
 export interface StartRunOptions {
@@ -35,6 +45,8 @@ export interface StartRunOptions {
   /** Use this run id instead of a generated one. */
   runId?: string;
   maxHistoryEvents?: number;
+  /** Where notes go (e.g. that search attributes could not be registered). */
+  log?: (message: string) => void;
 }
 
 /** A run id: `<pipeline>-<UTC yyyymmdd-hhmmss>-<4 hex>`. */
@@ -60,20 +72,34 @@ export async function startRun(
     noCache: options.noCache ?? false,
     ...(options.maxHistoryEvents ? { maxHistoryEvents: options.maxHistoryEvents } : {}),
   };
-  const memo: RunMemo = {
+  const withAttributes = await ensureSearchAttributes(session, options.log);
+  await session.client.workflow.start('pipelineRun', {
+    taskQueue: workflowTaskQueue(session.config.taskQueuePrefix),
+    workflowId: runId,
+    args: [input],
+    memo: runMemo(session, plan, planRef) as unknown as Record<string, unknown>,
+    ...(withAttributes
+      ? {
+          typedSearchAttributes: [
+            { key: AblatePipeline, value: plan.pipeline.name },
+            { key: AblateRunId, value: runId },
+            { key: AblateStatus, value: 'running' },
+          ],
+        }
+      : {}),
+  });
+  return { runId, planRef };
+}
+
+/** The memo of a run of `plan`. */
+export function runMemo(session: Session, plan: Plan, planRef: ArtifactRef): RunMemo {
+  return {
     pipeline: plan.pipeline.name,
     planRef,
     storeUrl: session.store.url,
     cells: plan.stats.cells,
     steps: plan.steps.length,
   };
-  await session.client.workflow.start('pipelineRun', {
-    taskQueue: workflowTaskQueue(session.config.taskQueuePrefix),
-    workflowId: runId,
-    args: [input],
-    memo: memo as unknown as Record<string, unknown>,
-  });
-  return { runId, planRef };
 }
 
 /** One step as `ablate status` shows it. */
@@ -255,27 +281,227 @@ export async function waitForRun(
   };
 }
 
-export interface RunListing {
+/** ablate's outcome of a run, as `ablate runs` reports it (its `--help` defines each). */
+export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'running' | 'detached';
+
+/**
+ * A running workflow counts as detached when no worker has polled its workflow task queue for this
+ * long. Workers long-poll for about a minute, so a live but idle worker is last seen at most ~60 s ago.
+ */
+export const DETACHED_AFTER_MS = 90_000;
+
+/** One run as `ablate runs` lists it. */
+export interface RunEntry {
   runId: string;
   pipeline: string;
-  status: string;
+  status: RunOutcome;
   startedAt: Date;
-  closedAt?: Date;
+  endedAt: Date | null;
+  /** Step counts: from the summary of an ended run, live from the workflow for a running one. */
+  counts: Record<StepStatus, number> | null;
+  /** The schedule that started it (scheduled runs only). */
+  schedule?: string;
+  /** Drift verdict of a scheduled run, once checked. */
+  verdict?: string;
+  /** Temporal's status of the workflow (RUNNING, COMPLETED, TERMINATED, ...), for the curious. */
+  workflowStatus: string;
+  /** Why the outcome is what it is, where that is not obvious (e.g. terminated without a summary). */
+  note?: string;
 }
 
-/** Past and current runs, newest first. */
-export async function listRuns(session: Session, limit = 50): Promise<RunListing[]> {
-  const out: RunListing[] = [];
-  for await (const wf of session.client.workflow.list({ query: 'WorkflowType = "pipelineRun"' })) {
-    const memo = (wf.memo ?? {}) as Partial<RunMemo>;
-    out.push({
+export interface ListRunsOptions {
+  status?: RunOutcome;
+  pipeline?: string;
+  schedule?: string;
+  /** Only runs whose verdict is `drifted`. */
+  drifted?: boolean;
+  /** Only runs started at or after this time. */
+  since?: Date;
+  /** At most this many runs. @default 50 */
+  limit?: number;
+}
+
+/** Names that can go into a visibility query verbatim (pipeline and schedule names are of this form). */
+const QUERY_SAFE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+function queryValue(what: string, value: string): string {
+  if (!QUERY_SAFE.test(value))
+    throw new AblateError(
+      ErrorType.InvalidInput,
+      `bad ${what} ${JSON.stringify(value)}: letters, digits, '.', '_', '-'`,
+    );
+  return `"${value}"`;
+}
+
+/**
+ * Past and current runs, newest first, with ablate's outcome: read from the run summary in the store
+ * for an ended run (a run with failed steps is `failed` although its workflow completed), and from the
+ * task queue's pollers for a running one (`detached` when no worker serves it).
+ */
+export async function listRuns(session: Session, options: ListRunsOptions = {}): Promise<RunEntry[]> {
+  const limit = options.limit ?? 50;
+  const needsAttributes = options.pipeline ?? options.schedule ?? (options.drifted ? 'drifted' : undefined);
+  if (needsAttributes !== undefined && !(await ensureSearchAttributes(session)))
+    throw new AblateError(
+      ErrorType.InvalidConfig,
+      `filtering by pipeline, schedule or verdict needs ablate's search attributes on namespace ${session.config.namespace} (README, "Nightly reproductions")`,
+    );
+  const clauses = ['WorkflowType = "pipelineRun"'];
+  if (options.pipeline) clauses.push(`${AblatePipeline.name} = ${queryValue('pipeline', options.pipeline)}`);
+  if (options.schedule) clauses.push(`${AblateSchedule.name} = ${queryValue('schedule', options.schedule)}`);
+  if (options.since) clauses.push(`StartTime >= "${options.since.toISOString()}"`);
+  if (options.status === 'running' || options.status === 'detached')
+    clauses.push('ExecutionStatus = "Running"');
+  else if (options.status) clauses.push('ExecutionStatus != "Running"');
+  if (options.drifted) {
+    // The verdict lives on the `scheduledRun` workflow (its run had ended when it was known).
+    const ids: string[] = [];
+    const query = `WorkflowType = "scheduledRun" AND ${AblateVerdict.name} = "drifted"`;
+    for await (const wf of session.client.workflow.list({ query })) {
+      const id = wf.typedSearchAttributes.get(AblateRunId);
+      if (id) ids.push(id);
+    }
+    if (ids.length === 0) return [];
+    clauses.push(`${AblateRunId.name} IN (${ids.map((id) => queryValue('run id', id)).join(', ')})`);
+  }
+
+  const listed: Array<{
+    runId: string;
+    memo: Partial<RunMemo>;
+    status: string;
+    startedAt: Date;
+    closedAt?: Date;
+    taskQueue: string;
+  }> = [];
+  for await (const wf of session.client.workflow.list({ query: clauses.join(' AND ') })) {
+    listed.push({
       runId: wf.workflowId,
-      pipeline: memo.pipeline ?? '?',
+      memo: wf.memo ?? {},
       status: wf.status.name,
       startedAt: wf.startTime,
       closedAt: wf.closeTime,
+      taskQueue: wf.taskQueue,
     });
-    if (out.length >= limit) break;
   }
-  return out.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+  // Visibility orders by close time; people read runs by when they started.
+  listed.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
+
+  const liveQueues = new Map<string, Promise<boolean>>();
+  const out: RunEntry[] = [];
+  for (const wf of listed) {
+    if (out.length >= limit) break;
+    const entry: RunEntry = {
+      runId: wf.runId,
+      pipeline: wf.memo.pipeline ?? '?',
+      status: 'running',
+      startedAt: wf.startedAt,
+      endedAt: wf.status === 'RUNNING' ? null : (wf.closedAt ?? null),
+      counts: null,
+      workflowStatus: wf.status,
+      ...(wf.memo.schedule ? { schedule: wf.memo.schedule } : {}),
+    };
+    if (wf.status === 'RUNNING') {
+      let live = liveQueues.get(wf.taskQueue);
+      if (!live) liveQueues.set(wf.taskQueue, (live = hasLiveWorkflowWorker(session, wf.taskQueue)));
+      if (await live) {
+        entry.counts = await liveCounts(session, wf.runId);
+      } else {
+        entry.status = 'detached';
+        entry.note = `no worker has polled task queue ${wf.taskQueue} for ${DETACHED_AFTER_MS / 1000} s`;
+      }
+    } else {
+      const summary = await session.store.getRecord<RunSummary>(recordKeys.summary(wf.runId));
+      if (summary) {
+        entry.status = summary.status;
+        entry.counts = summary.counts;
+        entry.endedAt = new Date(summary.endedAt);
+        if (summary.drift) entry.verdict = summary.drift.verdict;
+      } else {
+        // Terminated, timed out, or failed before it could write a summary.
+        entry.status =
+          wf.status === 'CANCELLED' ? 'cancelled' : wf.status === 'COMPLETED' ? 'completed' : 'failed';
+        entry.note = `the workflow ended ${wf.status.toLowerCase().replace(/_/g, ' ')} without a run summary`;
+      }
+    }
+    if (!options.status || entry.status === options.status) out.push(entry);
+  }
+  return out;
+}
+
+/** Whether a worker polled `taskQueue` for workflow tasks within {@link DETACHED_AFTER_MS}. */
+export async function hasLiveWorkflowWorker(session: Session, taskQueue: string): Promise<boolean> {
+  const { pollers } = await session.client.workflowService.describeTaskQueue({
+    namespace: session.config.namespace,
+    taskQueue: { name: taskQueue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  const now = Date.now();
+  return (pollers ?? []).some((p) => {
+    const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+    return now - seconds * 1000 < DETACHED_AFTER_MS;
+  });
+}
+
+/** Step counts of a running run from its progress query; null when no answer comes quickly. */
+async function liveCounts(session: Session, runId: string): Promise<Record<StepStatus, number> | null> {
+  try {
+    const progress = await Promise.race([
+      session.client.workflow.getHandle(runId).query(progressQuery),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000).unref()),
+    ]);
+    return progress?.counts ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** What `removeRun` deleted. */
+export interface RemovedRun {
+  runId: string;
+  /** Workflow executions deleted: the run's, and the `scheduledRun` that started it, if any. */
+  workflows: number;
+  /** Records deleted from the store under `runs/<id>/`. */
+  records: number;
+}
+
+/**
+ * Forget a run: delete its workflow execution (and the scheduled-run workflow that started it) from
+ * Temporal, and its records under `runs/<id>/` in the store. Artifacts stay (content-addressed, shared
+ * with the cache and other runs) until garbage collection. A running run must be cancelled first.
+ */
+export async function removeRun(session: Session, runId: string): Promise<RemovedRun> {
+  queryValue('run id', runId);
+  const recordKeysOfRun = await session.store.listRecords(`runs/${runId}/`);
+  let workflows = 0;
+  const ids = [runId];
+  try {
+    const { status } = await readMemo(session, runId);
+    if (status === 'RUNNING')
+      throw new AblateError(
+        ErrorType.InvalidInput,
+        `run ${runId} is still running; \`ablate cancel ${runId}\` first`,
+      );
+  } catch (err) {
+    const unknown = err instanceof AblateError && /^no run /.test(err.message);
+    if (!unknown || recordKeysOfRun.length === 0) throw err;
+    ids.length = 0; // only records are left of it
+  }
+  if (ids.length > 0 && (await ensureSearchAttributes(session))) {
+    const query = `WorkflowType = "scheduledRun" AND ${AblateRunId.name} = ${queryValue('run id', runId)}`;
+    for await (const wf of session.client.workflow.list({ query }))
+      if (wf.status.name !== 'RUNNING') ids.push(wf.workflowId);
+  }
+  for (const workflowId of ids) {
+    try {
+      await session.client.workflowService.deleteWorkflowExecution({
+        namespace: session.config.namespace,
+        workflowExecution: { workflowId },
+      });
+      workflows++;
+    } catch (err) {
+      if (!(err instanceof Error && /not found/i.test(err.message))) throw err;
+    }
+  }
+  for (const key of recordKeysOfRun) await session.store.deleteRecord(key);
+  return { runId, workflows, records: recordKeysOfRun.length };
 }

@@ -6,14 +6,17 @@
  *
  * It runs a few pipelines that exercise every path of `pipelineRun` (success, failure with downstream
  * skips and a retried step, cancellation, continue-as-new with a step running across generations) and
- * of `stepBatch` (failed and retried steps, cancellation) on a real dev server.
+ * of `stepBatch` (failed and retried steps, cancellation) on a real dev server, and one firing of a
+ * schedule: the `scheduledRun` workflow and its `pipelineRun` child with ablate's search attributes.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import proto from '@temporalio/proto';
 
+import { compilePipeline } from '../infra/compiler/compile';
 import { getRunView, startRun, waitForRun } from '../infra/runs';
+import { controlSchedule, describeSchedule, upsertSchedule } from '../infra/schedules';
 import { plan, stopTestTemporal, testSession } from '../test/helpers/temporal';
 
 const OUT = join(import.meta.dirname, '..', 'test', 'histories');
@@ -40,6 +43,31 @@ try {
     if (!longest) throw new Error(`run ${runId} has no step batch`);
     await save(name, longest.id);
   };
+
+  // One firing of a schedule: the `scheduledRun` workflow and its `pipelineRun` child.
+  const text = JSON.stringify({
+    name: 'scheduled',
+    steps: {
+      w: { uses: 'util.write', with: { text: 'nightly\n' } },
+      h: { uses: 'util.hash', with: { inputs: ['${steps.w.outputs.file}'], algorithm: 'sha256' } },
+    },
+  });
+  const name = `record-${Date.now()}`;
+  await upsertSchedule(session, {
+    file: 'scheduled.json',
+    sourceText: text,
+    plan: compilePipeline(text),
+    def: { name, everyMs: 3_600_000 },
+    mode: 'create',
+  });
+  await controlSchedule(session, name, { type: 'trigger' });
+  let action;
+  while (!(action = (await describeSchedule(session, name)).recentActions[0])?.runId)
+    await new Promise((r) => setTimeout(r, 200));
+  await session.client.workflow.getHandle(action.workflowId).result();
+  await controlSchedule(session, name, { type: 'delete' });
+  await save('scheduled-run', action.workflowId);
+  await save('scheduled-pipeline-run', action.runId);
 
   const smoke = await startRun(
     session,

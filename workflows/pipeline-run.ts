@@ -45,12 +45,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 
-import type { BookkeepingActivities } from '../activities/index';
+import type { BookkeepingActivities } from '../activities/runtime/activities';
 import type { RunSummaryResult } from '../activities/runtime/orchestration';
 import type { AdvanceRunResult } from '../activities/runtime/run-scheduler';
 import { emptyCounts, type StepOutcome } from './dag';
 import type { ArtifactRef, StepStatus } from './plan-types';
 import { stepBatch, stepsFinishedSignal } from './step-batch';
+import { recordRunStatus } from './search-attributes';
 
 /** A running step, as carried across continue-as-new (small: there can be `maxParallel` of them). */
 export interface RunningStep {
@@ -301,6 +302,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
       generations: generation,
     }),
   );
+  recordRunStatus(summary.status);
   if (cancelled !== undefined) throw cancelled;
   return { ...summary, generations: generation };
 }

@@ -112,6 +112,22 @@ export interface PlannedCell {
   steps: Record<string, string>;
 }
 
+/** A pipeline's `schedule` block (pipelines/pipeline.schema.json), checked, durations in ms. */
+export interface PipelineSchedule {
+  /** The schedule's name; the pipeline's name when the block gives none. */
+  name: string;
+  /** Exactly one of `cron` and `everyMs`. */
+  cron?: string;
+  everyMs?: number;
+  /** IANA time zone the cron expression is read in. @default "UTC" */
+  timezone?: string;
+  noCache?: boolean;
+  overlap?: 'skip' | 'buffer-one' | 'allow-all';
+  catchupWindowMs?: number;
+  /** Where to announce a drifted or failed run: a shell command (payload on stdin) and/or a URL (POST). */
+  notify?: { command?: string; url?: string };
+}
+
 /** The output of the compiler: everything the workflow needs, already validated. */
 export interface Plan {
   /** Format version of this object. */
@@ -121,6 +137,8 @@ export interface Plan {
     description: string;
     /** sha256 of the canonical JSON of the pipeline document. */
     digest: string;
+    /** The pipeline's own `schedule` block, checked (absent when it declares none). */
+    schedule?: PipelineSchedule;
   };
   /** Grid axes and their values, as declared. */
   axes: Record<string, JsonValue[]>;

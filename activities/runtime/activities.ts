@@ -5,6 +5,8 @@
  * Workflows type them with {@link StepActivities} and {@link BookkeepingActivities}.
  */
 import type { ArtifactStore } from '../../infra/store/index';
+import { createDriftCheck } from './drift-check';
+import { createVerdictActivities, type DriftCheck } from './drift-verdict';
 import { createOrchestrationActivities } from './orchestration';
 import { createPlanLoader } from './plan-loader';
 import { stepKinds } from './registry';
@@ -12,6 +14,8 @@ import { createRunStep, type RunStepInput, type RunStepResult } from './run-step
 
 export interface ActivityDeps {
   store: ArtifactStore;
+  /** How scheduled runs are compared with their baseline. @default {@link createDriftCheck} */
+  checkDrift?: DriftCheck;
 }
 
 /** A step activity: the same input and result whatever the kind. */
@@ -23,12 +27,21 @@ export type StepActivities = Record<string, StepActivity>;
 /** The pipeline workflow's bookkeeping activities. */
 export type BookkeepingActivities = ReturnType<typeof createOrchestrationActivities>;
 
-export function createActivities(deps: ActivityDeps): BookkeepingActivities & StepActivities {
+/** The scheduled-run workflow's activities (the drift check and verdict of a scheduled run). */
+export type VerdictActivities = ReturnType<typeof createVerdictActivities>;
+
+export function createActivities(
+  deps: ActivityDeps,
+): BookkeepingActivities & VerdictActivities & StepActivities {
   const loadPlan = createPlanLoader(deps.store);
   const runStep = createRunStep({ store: deps.store, loadPlan });
   const steps: StepActivities = Object.fromEntries(stepKinds.map((k) => [k.name, runStep]));
   return {
     ...steps,
     ...createOrchestrationActivities({ store: deps.store, loadPlan }),
-  } as BookkeepingActivities & StepActivities;
+    ...createVerdictActivities({
+      store: deps.store,
+      checkDrift: deps.checkDrift ?? createDriftCheck(deps.store),
+    }),
+  } as BookkeepingActivities & VerdictActivities & StepActivities;
 }

@@ -66,6 +66,25 @@ export interface RunSummary {
   generations: number;
   steps: StepSummary[];
   cells: CellSummary[];
+  /** The schedule that started the run (scheduled runs only). */
+  schedule?: string;
+  /** The drift check of a scheduled run, added when it has been made (activities/drift-verdict.ts). */
+  drift?: DriftOutcome;
+}
+
+/** The outcome of comparing a run with its pipeline's baseline. */
+export interface DriftOutcome {
+  /**
+   * `ok`: within the tolerance bands; `drifted`: at least one metric outside them; `no-baseline`: the
+   * pipeline has no baseline to compare with; `not-checked`: the run did not complete (see `detail`).
+   * A drift check that fails (e.g. an unreadable baseline) fails the scheduled run's workflow instead.
+   */
+  verdict: 'ok' | 'drifted' | 'no-baseline' | 'not-checked';
+  baselineRunId?: string;
+  /** The full drift report (a JSON artifact), when one was computed. */
+  report?: ArtifactRef;
+  /** One line for people: what drifted, or why nothing was checked. */
+  detail?: string;
 }
 
 export const recordKeys = {

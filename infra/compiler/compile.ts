@@ -32,6 +32,7 @@ import type {
 import { toleranceIssues, type BandStepInfo } from '../drift/tolerance';
 import { parseDurationMs } from './duration';
 import { referenceTypeError } from './output-types';
+import { readScheduleBlock } from './schedule-block';
 import { ajv, kindValidator } from './kind-schemas';
 import { ajvIssues, PipelineInvalidError, show, type PipelineIssue } from './issues';
 import { escapePointerToken, JsonSyntaxError, parseJsonWithPositions, type ParsedJson } from './json-source';
@@ -252,6 +253,16 @@ class Compiler {
       }
     }
 
+    // The schedule block's own checks (cron, time zone), where the schema found nothing wrong.
+    const schedule = isObject(this.doc.schedule)
+      ? readScheduleBlock(
+          this.doc.schedule,
+          String(this.doc.name),
+          (p, m) => this.issue(p, m),
+          new Set(this.issues.flatMap((i) => (i.pointer?.startsWith('/schedule') ? [i.pointer] : []))),
+        )
+      : undefined;
+
     const grid = isObject(this.doc.grid) ? this.doc.grid : {};
     this.params = isObject(this.doc.params) ? this.doc.params : {};
     this.collectAxes(grid);
@@ -270,6 +281,7 @@ class Compiler {
     // Instantiate even when some templates had problems, so that parameter errors of the others are
     // reported in the same run; steps that are broken, or need broken steps, are skipped.
     const plan = this.instantiate(cells, order);
+    if (plan && schedule) plan.pipeline.schedule = schedule;
     return this.issues.length > 0 ? undefined : plan;
   }
 

@@ -46,6 +46,8 @@ describe('workflow replay of recorded histories', () => {
       'continued-as-new-first.binpb',
       'continued-as-new-last.binpb',
       'failing-with-skips.binpb',
+      'scheduled-pipeline-run.binpb',
+      'scheduled-run.binpb',
       'smoke-completed.binpb',
     ]);
     // Each file really covers its path: a re-recording that lost the path would replay fine and prove nothing.
@@ -94,6 +96,8 @@ describe('workflow replay of recorded histories', () => {
     'continued-as-new-last',
     'batch-failing',
     'batch-cancelled',
+    'scheduled-run',
+    'scheduled-pipeline-run',
   ]) {
     it(`replays ${name} deterministically`, async () => {
       const history = await loadHistory(name);

@@ -16,6 +16,7 @@ import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
+import { scheduleCommand } from './schedule';
 import { statusCommand } from './status';
 import { validateCommand } from './validate';
 import { workerCommand } from './worker';
@@ -27,6 +28,7 @@ export const commands: readonly Command[] = [
   statusCommand,
   cancelCommand,
   runsCommand,
+  scheduleCommand,
   workerCommand,
   lineageCommand,
   verifyCommand,
