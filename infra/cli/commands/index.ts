@@ -11,6 +11,7 @@ import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
+import { serverCommand, uiCommand } from './server';
 import { statusCommand } from './status';
 import { validateCommand } from './validate';
 import { workerCommand } from './worker';
@@ -23,6 +24,8 @@ export const commands: readonly Command[] = [
   cancelCommand,
   runsCommand,
   workerCommand,
+  serverCommand,
+  uiCommand,
   lineageCommand,
   verifyCommand,
   dataCommand,
