@@ -4,8 +4,8 @@
  * every wait for something outside the process.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 
 import { AblateError, ErrorType } from './errors';
 
@@ -26,12 +26,14 @@ const REASON: Record<string, string> = {
  */
 export async function ensureWritableDir(dir: string, what: string, fix: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdirs(resolve(dir));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new AblateError(
       ErrorType.InvalidConfig,
-      `${what} ${dir} cannot be created (${REASON[code] ?? code}): ${fix}`,
+      code === 'EEXIST'
+        ? `${what} ${dir} is a file, not a directory: ${fix}`
+        : `${what} ${dir} cannot be created (${REASON[code] ?? code}): ${fix}`,
     );
   }
   const probe = join(dir, `.write-test-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -45,6 +47,37 @@ export async function ensureWritableDir(dir: string, what: string, fix: string):
     );
   } finally {
     await rm(probe, { force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node 20's `mkdir(path, { recursive: true })` spins forever on some
+ * paths it cannot create (e.g. `/proc/ablate`: ENOENT although the parent exists).
+ */
+async function mkdirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let at = dir;
+  for (;;) {
+    const info = await stat(at).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (info) {
+      if (!info.isDirectory())
+        throw Object.assign(new Error(`${at} is not a directory`), {
+          code: at === dir ? 'EEXIST' : 'ENOTDIR',
+        });
+      break;
+    }
+    missing.push(at);
+    const parent = dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const d of missing.reverse()) {
+    await mkdir(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
   }
 }
 

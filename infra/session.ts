@@ -12,7 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 
 import type { AblateConfig } from '../temporal.config';
 import { AblateError, ErrorType } from './errors';
-import { ensureWritableDir } from './preflight';
+import { ensureWritableDir, withTimeout } from './preflight';
 import { isProcess } from './server/registry';
 import { startDevServer, type DevServer } from './server/dev-server';
 import { openStore, type ArtifactStore } from './store/index';
@@ -78,6 +78,14 @@ export async function openSession(config: AblateConfig, options: SessionOptions 
     );
   configureSdkLogging({ file: sdkLogPath, debug: options.debug === true });
   const store = await openStore(config.storeUrl);
+  // A wrong S3 endpoint, bucket or credentials should stop the command here, in one line, not fail
+  // every step of a run later.
+  if (config.storeUrl.startsWith('s3:'))
+    await withTimeout(
+      store.backend.exists('runs/.ablate-preflight'),
+      30_000,
+      `the artifact store ${config.storeUrl} did not answer within 30 s: check ABLATE_STORE_URL, AWS_ENDPOINT_URL and the network`,
+    );
   let server: DevServer | undefined;
   let address = config.temporalAddress;
   if (!address) {
@@ -121,9 +129,20 @@ export async function openSession(config: AblateConfig, options: SessionOptions 
     backgroundWorkersPid,
     sdkLogPath,
     call<T>(fn: () => Promise<T>): Promise<T> {
-      const p = connection.withAbortSignal(aborter.signal, fn);
+      // One controller per call, linked to the session's: the SDK adds an abort listener per call and
+      // never removes it, which would pile up on one long-lived signal.
+      const own = new AbortController();
+      const onAbort = () => own.abort();
+      if (aborter.signal.aborted) own.abort();
+      else aborter.signal.addEventListener('abort', onAbort, { once: true });
+      const p = connection.withAbortSignal(own.signal, fn);
       inFlight.add(p);
-      void p.catch(() => undefined).finally(() => inFlight.delete(p));
+      void p
+        .catch(() => undefined)
+        .finally(() => {
+          inFlight.delete(p);
+          aborter.signal.removeEventListener('abort', onAbort);
+        });
       return p;
     },
     client,

@@ -179,7 +179,6 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       const { host, port } = splitAddress(existing.address);
       if (await portOpen(host, port)) {
         await addClient(home);
-        log(`using the embedded Temporal server at ${existing.address} (pid ${existing.pid})`);
         return { record: existing, owned: false };
       }
       // Alive but not answering while nobody holds the lock: hung. Replace it.
