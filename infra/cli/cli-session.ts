@@ -34,9 +34,10 @@ export async function openCliSession(
   const close = () => session.close();
   const wrapped: Session = {
     ...session,
+    // Unregistered only once closed: a signal during the close must wait for it, not exit midway.
     close: async () => {
-      unregister();
       await close();
+      unregister();
     },
   };
   if (interrupted.aborted) {

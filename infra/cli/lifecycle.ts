@@ -98,7 +98,8 @@ export function shutdown(code: number): Promise<never> {
   const boundMs = urgent.signal.aborted ? 3_000 : 20_000;
   const bounded = (async () => {
     const all = Promise.allSettled([...cleanups].map((fn) => fn()));
-    await Promise.race([all, new Promise((r) => setTimeout(r, boundMs).unref())]);
+    // A ref'd timer: it keeps the process alive until the clean-ups are done (or the bound passes).
+    await Promise.race([all, new Promise((r) => setTimeout(r, boundMs))]);
     process.exit(exitOverride ?? code);
   })();
   shuttingDown ??= bounded;
