@@ -72,9 +72,9 @@ export async function watchRun(
       reported.add(s.key);
       failures.push(failureLine(s, view.plan, hint));
     }
-    persist([...failures, ...cascadeLines(view, reported)]);
+    const changes = live ? [] : changeLines(seen, view, Date.now() - started);
+    persist([...changes, ...failures, ...cascadeLines(view, reported)]);
     if (live) live(fit(liveText(view, Date.now() - started)));
-    else persist(changeLines(seen, view, Date.now() - started));
   };
   const view = () => session.call(() => getRunView(session, runId)).catch(() => undefined);
   try {
