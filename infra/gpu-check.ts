@@ -28,7 +28,7 @@ export async function checkGpuBackend(allowCpuFallback: boolean): Promise<GpuChe
   if (!allowCpuFallback)
     throw new AblateError(
       ErrorType.InvalidConfig,
-      `this gpu worker cannot load the GPU backend @tensorflow/tfjs-node-gpu (${reason}): install CUDA and cuDNN for tfjs-node-gpu 4.22 (see README "GPU workers"), or pass --allow-cpu-fallback to run gpu steps on CPU`,
+      `this gpu worker cannot load the GPU backend @tensorflow/tfjs-node-gpu (${reason}): install CUDA 11.2 and cuDNN 8.1 for tfjs-node-gpu 4.22 (README "Backends"), or pass --allow-cpu-fallback to run gpu steps on CPU`,
     );
   return { backend: runtime.backend, device: 'cpu', reason };
 }

@@ -120,7 +120,7 @@ describe('bad environments: one clear line and a fix, exit 3, no hang', () => {
         name: 'gpu worker without the GPU backend',
         args: ['worker', '--queue', 'gpu', '--home', home],
         firstLine: new RegExp(
-          `^${escape('ablate worker: InvalidConfig: this gpu worker cannot load the GPU backend @tensorflow/tfjs-node-gpu (')}.+${escape('): install CUDA and cuDNN for tfjs-node-gpu 4.22 (see README "GPU workers"), or pass --allow-cpu-fallback to run gpu steps on CPU')}$`,
+          `^${escape('ablate worker: InvalidConfig: this gpu worker cannot load the GPU backend @tensorflow/tfjs-node-gpu (')}.+${escape('): install CUDA 11.2 and cuDNN 8.1 for tfjs-node-gpu 4.22 (README "Backends"), or pass --allow-cpu-fallback to run gpu steps on CPU')}$`,
         ),
         skip: existsGpu() ? 'this machine has a GPU' : undefined,
       },
