@@ -2,6 +2,8 @@
  * How runs look in the terminal: a live table that redraws in place on a TTY, plain lines elsewhere
  * (CI logs), and the results table at the end.
  */
+import cliTruncate from 'cli-truncate';
+
 import type { RunSummary } from '../../activities/run-records';
 import { isArtifactRef, type JsonValue, type StepStatus } from '../../workflows/plan-types';
 import { formatDurationMs } from '../compiler/duration';
@@ -89,6 +91,14 @@ export function liveText(view: RunView, elapsedMs: number, maxRows = 25): string
   }
   if (view.note) lines.push(`  (${view.note})`);
   return lines.join('\n');
+}
+
+/** Cut every line of `text` to `width` terminal columns (a wrapped line would garble the live view). */
+export function fitToWidth(text: string, width: number): string {
+  return text
+    .split('\n')
+    .map((l) => cliTruncate(l, Math.max(width, 10)))
+    .join('\n');
 }
 
 /**

@@ -4,14 +4,13 @@
  * one line (step, cells, kind, error, where the full log is), steps not run because of it one summary
  * line; then the results table, and with --json one JSON object as the last line.
  */
-import cliTruncate from 'cli-truncate';
 import { createLogUpdate } from 'log-update';
 
 import type { RunSummary } from '../../activities/run-records';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
 import { claimInterrupt, ExitCode, imposedExitCode, interrupted } from './lifecycle';
-import { cascadeLines, changeLines, failureLine, liveText, resultsText } from './render-run';
+import { cascadeLines, changeLines, failureLine, fitToWidth, liveText, resultsText } from './render-run';
 
 export interface WatchOutcome {
   /** How the watch ended: the run closed, or the user detached (Ctrl-C, SIGTERM, closed output). */
@@ -50,13 +49,7 @@ export async function watchRun(
   const reported = new Set<string>();
   const hint = logHint(session);
   const live = options.live && !options.quiet ? createLogUpdate(process.stderr) : undefined;
-  const fit = (text: string) => {
-    const width = process.stderr.columns || 80;
-    return text
-      .split('\n')
-      .map((l) => cliTruncate(l, width))
-      .join('\n');
-  };
+  const fit = (text: string) => fitToWidth(text, process.stderr.columns || 80);
   let lastView: RunView | undefined;
   const persist = (lines: string[]) => {
     if (!lines.length) return;
