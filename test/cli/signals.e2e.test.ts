@@ -82,6 +82,29 @@ describe('signals and exit codes', () => {
     assert.deepEqual(await waitNoProcesses(home), []);
   });
 
+  it('a second Ctrl-C stops at once: exit 130, no crash, no process left', async () => {
+    const home = join(dir, 'int2');
+    const child = spawnAblate(['run', file], { env: { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' } });
+    const watch = waitForStderr(child, /running\s+a \(util\.noop\)/);
+    await watch.match;
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const code = await watch.exit;
+    assert.equal(code, 130, watch.text());
+    assertNoCrash(watch.text());
+    // Whatever the second Ctrl-C cut short, nothing outlives the test: the server stops with its last
+    // user, or the next command of this state directory stops it.
+    let left = await waitNoProcesses(home, 5_000);
+    if (left.length) {
+      const next = await ablate(['server', 'status'], { env: { ABLATE_HOME: home } });
+      assert.equal(next.code, 0);
+      await ablate(['server', 'stop'], { env: { ABLATE_HOME: home } });
+      left = await waitNoProcesses(home);
+    }
+    assert.deepEqual(left, []);
+  });
+
   it('`ablate run | head -1` ends with 141 (closed output) and leaves no process', async () => {
     const home = join(dir, 'pipe');
     const status = join(dir, 'pipe-status');
