@@ -3,7 +3,7 @@
  * state live. Resolution order, per setting: explicit option (CLI flag) > environment > default.
  * This is the only module that reads `process.env` for these settings (see infra/env.ts for names).
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -24,7 +24,10 @@ export interface AblateConfigInput {
 
 /** Settings resolved. */
 export interface AblateConfig {
-  /** State directory of the embedded default. */
+  /**
+   * State directory: the embedded server's database and record, logs, caches, the default artifact
+   * store. @default $XDG_STATE_HOME/ablate, else ~/.local/state/ablate (never the cwd)
+   */
   home: string;
   /** Temporal frontend address; undefined means: start (or reuse) the embedded dev server. */
   temporalAddress: string | undefined;
@@ -47,7 +50,7 @@ export function resolveConfig(
   cwd: string = process.cwd(),
 ): AblateConfig {
   const nonEmpty = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : v.trim());
-  const home = resolve(cwd, input.home ?? nonEmpty(env[EnvKey.Home]) ?? '.ablate');
+  const home = resolve(cwd, input.home ?? nonEmpty(env[EnvKey.Home]) ?? defaultHome(env));
   const storeUrl =
     input.storeUrl ?? nonEmpty(env[EnvKey.StoreUrl]) ?? pathToFileURL(join(home, 'artifacts')).href;
   if (!/^(file|s3):\/\//.test(storeUrl)) {
@@ -69,6 +72,14 @@ export function resolveConfig(
     workerSlots: { cpu: slots ?? Math.max(2, availableParallelism()), gpu: slots ?? 1 },
     maxParallel: positiveInt(input.maxParallel, env[EnvKey.MaxParallel], EnvKey.MaxParallel) ?? 64,
   };
+}
+
+/** Per user, not per directory: every shell of a user finds the same runs and the same server. */
+function defaultHome(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_STATE_HOME?.trim();
+  // XDG: a relative XDG_STATE_HOME is invalid and must be ignored.
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'ablate');
+  return join(env.HOME?.trim() || homedir(), '.local', 'state', 'ablate');
 }
 
 function positiveInt(

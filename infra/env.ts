@@ -3,7 +3,10 @@
  * (temporal.config.ts) and the store/server launchers read `process.env`.
  */
 export const EnvKey = {
-  /** Directory for the embedded default's state (server database, artifacts, logs). @default ./.ablate */
+  /**
+   * Directory for ablate's state (server database, artifacts, logs).
+   * @default $XDG_STATE_HOME/ablate, else ~/.local/state/ablate
+   */
   Home: 'ABLATE_HOME',
   /** host:port of a Temporal frontend. Unset: ablate starts an embedded dev server. */
   TemporalAddress: 'TEMPORAL_ADDRESS',

@@ -3,6 +3,7 @@
  * workflows. GPU hosts run `ablate worker --queue gpu` (activities only).
  */
 import { createHash } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import {
   bundleWorkflowCode,
   DefaultLogger,
+  type LogEntry,
   NativeConnection,
   Runtime,
   Worker,
@@ -24,15 +26,43 @@ import { taskQueueName } from './task-queues';
 const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows', import.meta.url));
 
 let runtimeInstalled = false;
+let sdkLogging: { file?: string; debug: boolean } = { debug: false };
 
 /**
- * Install the Temporal runtime once per process: SDK logs at WARN to stderr, and no signal handlers
- * (ablate's commands handle Ctrl-C themselves, to stop workers and the embedded server in order).
+ * Where the SDK's own messages go: appended to `file` (e.g. `<home>/logs/sdk.log`), and to stderr
+ * only with `debug`. They are for developers ("No workflows registered", "Activity failed" with a
+ * stack and a task token); ablate prints its own one-line account of a failed step.
+ */
+export function configureSdkLogging(options: { file?: string; debug: boolean }): void {
+  sdkLogging = options;
+}
+
+function writeSdkLog(entry: LogEntry): void {
+  const meta = JSON.stringify(entry.meta ?? {}, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+  const at = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+  const line = `${at} [${entry.level}] ${entry.message} ${meta}\n`;
+  if (sdkLogging.file) {
+    try {
+      appendFileSync(sdkLogging.file, line);
+    } catch {
+      // The log is a convenience: a full disk must not take the worker down with it.
+    }
+  }
+  if (sdkLogging.debug || !sdkLogging.file) process.stderr.write(line);
+}
+
+/**
+ * Install the Temporal runtime once per process: SDK logs at INFO into the SDK log (see
+ * {@link configureSdkLogging}), and no signal handlers (ablate's commands handle Ctrl-C themselves,
+ * to stop workers and the embedded server in order).
  */
 export function installRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
+  Runtime.install({
+    logger: new DefaultLogger(sdkLogging.debug ? 'DEBUG' : 'INFO', writeSdkLog),
+    shutdownSignals: [],
+  });
 }
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;

@@ -11,7 +11,7 @@ export const configFlags: CommandOptions = {
 };
 
 export const configFlagsHelp = `Connection (each overrides its environment variable, see README "Configuration"):
-  --home DIR                 state directory of the embedded default (ABLATE_HOME, default ./.ablate)
+  --home DIR                 state directory (ABLATE_HOME; default $XDG_STATE_HOME/ablate or ~/.local/state/ablate)
   --address HOST:PORT        Temporal frontend (TEMPORAL_ADDRESS); unset: the embedded dev server
   --namespace NAME           Temporal namespace (TEMPORAL_NAMESPACE, default "default")
   --store URL                artifact store, file:///path or s3://bucket/prefix (ABLATE_STORE_URL)

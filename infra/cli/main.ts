@@ -1,11 +1,13 @@
 /**
  * Entry point of the `ablate` command: dispatches to a sub-command and owns the one error handler.
- * Stack traces are printed only with `--debug`.
+ * Stack traces are printed only with `--debug`. Signals and exit codes: see ./lifecycle.ts.
  */
-import { AblateError } from '../errors';
+import { AblateError, ErrorType } from '../errors';
+import { InterruptedError } from './cli-session';
 import { parseCommandArgs, UsageError, type Command } from './command';
 import { commands } from './commands/index';
 import { suggest } from '../did-you-mean';
+import { EXIT_CODES_HELP, ExitCode, imposedExitCode, installProcessHandlers } from './lifecycle';
 
 const HELP = `ablate: durable, resumable ML ablation studies on Temporal
 
@@ -14,7 +16,15 @@ Usage: ablate <command> [options]
 Commands:
 ${commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`).join('\n')}
 
-Run \`ablate <command> --help\` for a command's options. Add --debug to any command for stack traces.`;
+Run \`ablate <command> --help\` for a command's options. Add --debug to any command for stack traces
+and the Temporal SDK's own messages (otherwise in <state dir>/logs/sdk.log).
+
+State directory: --home or ABLATE_HOME, else $XDG_STATE_HOME/ablate, else ~/.local/state/ablate. It
+holds the embedded Temporal server's database; one server per state directory, shared by every ablate
+process using it. A server \`ablate server start\` started runs until \`ablate server stop\`; one a
+command started on its own is stopped when the last ablate process using it ends.
+
+${EXIT_CODES_HELP}`;
 
 /** Run the CLI with `argv` (without `node` and the script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -44,29 +54,48 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const debug = rest.includes('--debug');
+  installProcessHandlers({ debug });
   try {
     const args = parseCommandArgs(command, rest);
     if (args.values.help === true) {
       console.log(command.usage);
       return 0;
     }
-    return await command.run(args);
+    const code = await command.run(args);
+    return imposedExitCode() ?? code;
   } catch (err) {
+    if (err instanceof InterruptedError) return err.exitCode;
+    // After a signal, errors from calls cut short are expected: exit with the signal's code, quietly.
+    const imposed = imposedExitCode();
+    if (imposed !== undefined) return imposed;
     return reportError(command, err, debug);
   }
 }
 
+/** Errors that mean the environment is wrong rather than the run. */
+const ENVIRONMENT_ERRORS = new Set<string>([
+  ErrorType.InvalidConfig,
+  ErrorType.StoreUnavailable,
+  ErrorType.StorageFull,
+]);
+
 function reportError(command: Command, err: unknown, debug: boolean): number {
   if (err instanceof UsageError) {
     console.error(`ablate ${command.name}: ${err.message}\n\n${command.usage}`);
-    return 2;
+    return ExitCode.Usage;
   }
   if (err instanceof AblateError) {
     console.error(`ablate ${command.name}: ${err.type}: ${err.message}`);
   } else {
-    console.error(`ablate ${command.name}: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      `ablate ${command.name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`,
+    );
   }
   if (debug && err instanceof Error && err.stack) console.error(err.stack);
   else if (!(err instanceof AblateError)) console.error('(run again with --debug for the stack trace)');
-  return 1;
+  if (err instanceof AblateError) {
+    if (err.type === ErrorType.InvalidPipeline) return ExitCode.Usage;
+    if (ENVIRONMENT_ERRORS.has(err.type)) return ExitCode.Environment;
+  }
+  return ExitCode.Failed;
 }

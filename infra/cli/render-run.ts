@@ -2,6 +2,8 @@
  * How runs look in the terminal: a live table that redraws in place on a TTY, plain lines elsewhere
  * (CI logs), and the results table at the end.
  */
+import cliTruncate from 'cli-truncate';
+
 import type { RunSummary } from '../../activities/runtime/run-records';
 import { isArtifactRef, type JsonValue, type StepStatus } from '../../workflows/plan-types';
 import { formatDurationMs } from '../compiler/duration';
@@ -39,12 +41,19 @@ function progressText(s: StepView): string {
   const p = s.progress;
   if (!p) return '';
   const parts: string[] = [];
+  // A kind's message often repeats the structured fields ("iteration 5/100 loss 0.31"): show it only
+  // when there is nothing structured, so no column appears twice.
+  const structured =
+    p.iteration !== undefined ||
+    p.loss !== undefined ||
+    p.imagesPerSec !== undefined ||
+    p.etaSec !== undefined;
   if (p.iteration !== undefined)
     parts.push(p.totalIterations ? `it ${p.iteration}/${p.totalIterations}` : `it ${p.iteration}`);
   if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
   if (p.imagesPerSec !== undefined) parts.push(`${p.imagesPerSec.toFixed(1)} img/s`);
   if (p.etaSec !== undefined) parts.push(`ETA ${formatDurationMs(p.etaSec * 1000)}`);
-  if (p.message) parts.push(p.message);
+  if (p.message && !structured) parts.push(p.message);
   return parts.join(', ');
 }
 
@@ -84,7 +93,18 @@ export function liveText(view: RunView, elapsedMs: number, maxRows = 25): string
   return lines.join('\n');
 }
 
-/** A plain line per step that changed status (for logs). */
+/** Cut every line of `text` to `width` terminal columns (a wrapped line would garble the live view). */
+export function fitToWidth(text: string, width: number): string {
+  return text
+    .split('\n')
+    .map((l) => cliTruncate(l, Math.max(width, 10)))
+    .join('\n');
+}
+
+/**
+ * A plain line per step that changed status (for logs). Failed and skipped steps are left to
+ * {@link failureLine} and {@link cascadeLines}.
+ */
 export function changeLines(before: Map<string, string>, view: RunView, elapsedMs: number): string[] {
   const out: string[] = [];
   const stamp = formatDurationMs(elapsedMs).padStart(6);
@@ -93,9 +113,50 @@ export function changeLines(before: Map<string, string>, view: RunView, elapsedM
     const prev = before.get(s.key);
     if (prev === shown) continue;
     before.set(s.key, shown);
-    if (shown === 'pending') continue;
+    if (shown === 'pending' || shown === 'failed' || shown === 'skipped') continue;
+    out.push(`[${stamp}] ${shown.padEnd(9)} ${s.label} (${s.uses})`);
+  }
+  return out;
+}
+
+/**
+ * One line for a failed step: `✖ train{init=imagenet} (train.detector, cell init=imagenet): Diverged:
+ * loss is NaN; full log: PATH`. Only the error's first line: the stack stays in the log.
+ */
+export function failureLine(
+  step: StepView,
+  plan: { steps: Array<{ key: string; cells: string[] }> },
+  logPath: string | undefined,
+): string {
+  const cells = plan.steps.find((p) => p.key === step.key)?.cells ?? [];
+  const where = cells.length === 1 ? `cell ${cells[0]}` : `${cells.length} cells`;
+  const error = (step.error ?? 'failed').split('\n')[0];
+  return `${ICON.failed} ${step.label} failed (${step.uses}, ${where}): ${error}${logPath ? `; full log: ${logPath}` : ''}`;
+}
+
+const UPSTREAM = /^not run: upstream step (.+) failed$/;
+
+/**
+ * One line per failed step whose dependents were not run: `12 steps not run: they need
+ * train{init=imagenet}, which failed`. `reported` holds what was already printed (keys, and
+ * `cascade:LABEL:COUNT`), so a line is printed again only when the count grows.
+ */
+export function cascadeLines(view: RunView, reported: Set<string>): string[] {
+  const byCause = new Map<string, number>();
+  for (const s of view.steps) {
+    const m = s.status === 'skipped' && s.error ? UPSTREAM.exec(s.error) : null;
+    const cause = m ? m[1]! : s.status === 'skipped' ? undefined : null;
+    if (cause === null) continue;
+    const key = cause ?? '';
+    byCause.set(key, (byCause.get(key) ?? 0) + 1);
+  }
+  const out: string[] = [];
+  for (const [cause, n] of byCause) {
+    const mark = `cascade:${cause}:${n}`;
+    if (reported.has(mark)) continue;
+    reported.add(mark);
     out.push(
-      `[${stamp}] ${shown.padEnd(9)} ${s.label} (${s.uses})${s.error && (s.status === 'failed' || s.status === 'skipped') ? `: ${s.error}` : ''}`,
+      `${ICON.skipped} ${n} step${n === 1 ? '' : 's'} not run: ${cause ? `${n === 1 ? 'it needs' : 'they need'} ${cause}, which failed` : 'an upstream step failed'}`,
     );
   }
   return out;

@@ -1,78 +1,110 @@
 /**
- * Follow a run until it ends (or the user presses Ctrl-C): live table on a TTY, plain lines otherwise;
- * then the results table, and with --json one JSON object as the last line.
+ * Follow a run until it ends (or the user presses Ctrl-C): a live view that fits the terminal on a
+ * TTY (log-update, lines cut to the width with cli-truncate), plain lines otherwise; a failed step is
+ * one line (step, cells, kind, error, where the full log is), steps not run because of it one summary
+ * line; then the results table, and with --json one JSON object as the last line.
  */
+import { createLogUpdate } from 'log-update';
+
 import type { RunSummary } from '../../activities/runtime/run-records';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
-import { changeLines, liveText, resultsText } from './render-run';
+import { claimInterrupt, ExitCode, imposedExitCode, interrupted } from './lifecycle';
+import { cascadeLines, changeLines, failureLine, fitToWidth, liveText, resultsText } from './render-run';
 
 export interface WatchOutcome {
-  /** How the watch ended: the run closed, or the user detached. */
+  /** How the watch ended: the run closed, or the user detached (Ctrl-C, SIGTERM, closed output). */
   ended: 'closed' | 'detached';
   status?: string;
   summary?: RunSummary;
   view?: RunView;
 }
 
-/** Follow `runId`. Resolves when the workflow closes or on Ctrl-C (detach). */
+/** Where a failed step's full log is, as far as this process knows. */
+function logHint(session: Session): string | undefined {
+  if (session.workers) return session.sdkLogPath;
+  if (session.backgroundWorkersPid) return `${session.config.home}/logs/workers.log`;
+  return undefined;
+}
+
+/** Follow `runId`. Resolves when the workflow closes, or on the first Ctrl-C (detach). */
 export async function watchRun(
   session: Session,
   runId: string,
   options: { live: boolean; quiet?: boolean },
 ): Promise<WatchOutcome> {
+  const release = claimInterrupt();
   const started = Date.now();
-  let detach: (() => void) | undefined;
-  const detached = new Promise<'detached'>((resolve) => (detach = () => resolve('detached')));
-  const onSigint = () => {
-    if (!detach) process.exit(130);
-    detach();
-    detach = undefined;
-  };
-  process.on('SIGINT', onSigint);
-  const closed = waitForRun(session, runId).then((r) => ({ kind: 'closed' as const, ...r }));
+  const detached = new Promise<'detached'>((resolve) => {
+    if (interrupted.aborted) resolve('detached');
+    interrupted.addEventListener('abort', () => resolve('detached'), { once: true });
+  });
+  const closed = session
+    .call(() => waitForRun(session, runId))
+    .then(
+      (r) => ({ kind: 'closed' as const, ...r }),
+      (err: unknown) => ({ kind: 'error' as const, err }),
+    );
   const seen = new Map<string, string>();
-  let drawnLines = 0;
+  const reported = new Set<string>();
+  const hint = logHint(session);
+  const live = options.live && !options.quiet ? createLogUpdate(process.stderr) : undefined;
+  const fit = (text: string) => fitToWidth(text, process.stderr.columns || 80);
   let lastView: RunView | undefined;
+  const persist = (lines: string[]) => {
+    if (!lines.length) return;
+    live?.clear();
+    for (const line of lines) console.error(line);
+  };
   const draw = (view: RunView) => {
     lastView = view;
     if (options.quiet) return;
-    if (options.live) {
-      const text = liveText(view, Date.now() - started);
-      if (drawnLines) process.stderr.write(`\x1b[${drawnLines}F\x1b[0J`);
-      process.stderr.write(`${text}\n`);
-      drawnLines = text.split('\n').length;
-    } else {
-      for (const line of changeLines(seen, view, Date.now() - started)) console.error(line);
+    const failures: string[] = [];
+    for (const s of view.steps) {
+      if (s.status !== 'failed' || reported.has(s.key)) continue;
+      reported.add(s.key);
+      failures.push(failureLine(s, view.plan, hint));
     }
+    const changes = live ? [] : changeLines(seen, view, Date.now() - started);
+    persist([...changes, ...failures, ...cascadeLines(view, reported)]);
+    if (live) live(fit(liveText(view, Date.now() - started)));
   };
+  const view = () => session.call(() => getRunView(session, runId)).catch(() => undefined);
   try {
     for (;;) {
-      const tick = new Promise<'tick'>((r) =>
-        setTimeout(() => r('tick'), options.live ? 1000 : 2000).unref(),
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<'tick'>(
+        (r) => (timer = setTimeout(() => r('tick'), options.live ? 1000 : 2000)),
       );
       const next = await Promise.race([closed, detached, tick]);
+      clearTimeout(timer);
       if (next === 'detached') return { ended: 'detached', view: lastView };
       if (next !== 'tick') {
-        const view = await getRunView(session, runId).catch(() => undefined);
-        if (view) draw(view);
-        return { ended: 'closed', status: next.status, summary: next.summary, view };
+        if (next.kind === 'error') throw next.err;
+        const v = await view();
+        if (v) draw(v);
+        return { ended: 'closed', status: next.status, summary: next.summary, view: v };
       }
-      const view = await getRunView(session, runId).catch(() => undefined);
-      if (view) draw(view);
+      const v = await view();
+      if (interrupted.aborted) return { ended: 'detached', view: lastView };
+      if (v) draw(v);
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    live?.done();
+    release();
   }
 }
 
 /** Print the end of a run: results table, and the JSON line when asked. Returns the exit code. */
 export function reportOutcome(session: Session, runId: string, outcome: WatchOutcome, json: boolean): number {
   if (outcome.ended === 'detached') {
+    const code = imposedExitCode() ?? ExitCode.Interrupted;
+    if (code !== ExitCode.Interrupted) return code;
+    const goesOn = !session.embedded || session.backgroundWorkersPid !== undefined;
     console.error(
-      `\ndetached from run ${runId}. ${session.embedded ? 'On the embedded server it pauses until ablate runs again; resume' : 'It goes on on the workers; follow it'} with:\n  ablate status ${runId} --watch`,
+      `detached from ${runId}; ${goesOn ? 'it goes on on the workers' : 'it pauses until ablate runs again (`ablate server start --workers` keeps it going)'}. Reattach: ablate status ${runId} --watch`,
     );
-    return 130;
+    return code;
   }
   const { summary, view } = outcome;
   if (summary && view) console.log(resultsText(summary, view.plan));
@@ -99,5 +131,5 @@ export function reportOutcome(session: Session, runId: string, outcome: WatchOut
       }),
     );
   }
-  return summary?.status === 'completed' ? 0 : 1;
+  return summary?.status === 'completed' ? ExitCode.Ok : ExitCode.Failed;
 }

@@ -1,16 +1,34 @@
 /**
  * The embedded Temporal server: `temporal server start-dev` with SQLite persistence in ablate's state
- * directory, on free ports, with its Web UI, its log kept next to the database, a readiness wait and a
- * clean stop. One server per state directory: a second ablate process finds it through `server.json`
- * and connects to it instead of starting another.
+ * directory, with its Web UI, its log kept next to the database, a readiness wait and a clean stop.
+ * One server per state directory (see ./registry.ts): every ablate process of that directory finds
+ * it through `server.json` under a lock and uses it; a restarted server comes back on the ports it had.
+ * Who stops it: `ablate server stop` for a server `ablate server start` started; otherwise the last
+ * ablate process that used it, when it leaves (a SIGKILLed process is noticed by the next one).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, openSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer, Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 
 import { AblateError, ErrorType } from '../errors';
+import {
+  addClient,
+  isProcess,
+  liveClients,
+  readPorts,
+  readServerRecord,
+  removeClient,
+  removeServerRecord,
+  serverPaths,
+  withServerLock,
+  writePorts,
+  writeServerRecord,
+  type ServerMode,
+  type ServerRecord,
+} from './registry';
+import { ensureWritableDir } from '../preflight';
 
 export interface DevServerOptions {
   /** State directory: the database, log and server.json go here. */
@@ -24,6 +42,10 @@ export interface DevServerOptions {
   log?: (message: string) => void;
   /** How long to wait for the server to accept connections. @default 60 s (cold starts on CI) */
   readyTimeoutMs?: number;
+  /** Who stops a server started here (see {@link ServerMode}). @default 'implicit' */
+  mode?: ServerMode;
+  /** Frontend port for a server started here; it must be free. @default the recorded one, else a free one */
+  port?: number;
 }
 
 export interface DevServer {
@@ -33,18 +55,15 @@ export interface DevServer {
   uiUrl: string | undefined;
   dbPath: string;
   logPath: string;
-  /** Whether this process started it (and so stops it). */
+  /** Whether this process started it. */
   owned: boolean;
+  /** The record in `server.json` as this process found or wrote it. */
+  record: ServerRecord;
+  /**
+   * This process stops using the server; when it was the last user of an implicitly started server,
+   * the server is stopped.
+   */
   stop(): Promise<void>;
-}
-
-interface ServerInfo {
-  pid: number;
-  address: string;
-  uiUrl?: string;
-  dbPath: string;
-  logPath: string;
-  startedAt: string;
 }
 
 const REPO_ROOT = new URL('../..', import.meta.url).pathname;
@@ -66,7 +85,7 @@ export function findTemporalBinary(explicit?: string): string | undefined {
       if (c === explicit)
         throw new AblateError(
           ErrorType.InvalidConfig,
-          `the temporal binary ${c} does not exist or is not executable`,
+          `the temporal binary ${c} (TEMPORAL_BIN) does not exist or is not executable: fix the path, or unset TEMPORAL_BIN to use the one \`npm run setup\` installs`,
         );
     }
   }
@@ -98,13 +117,13 @@ function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean>
   });
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** Whether `port` on 127.0.0.1 can be listened on right now. */
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
 }
 
 function splitAddress(address: string): { host: string; port: number } {
@@ -143,31 +162,155 @@ export async function waitForPort(
   );
 }
 
-/** Start the embedded server for `home`, or connect to the one already running for it. */
+/**
+ * Use the embedded server of `home`: the one already running for it, or a new one. Holds the state
+ * directory's lock while deciding, so two processes never start two servers on one database. This
+ * process is recorded as a user until `stop()`.
+ */
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const { home, namespace } = options;
   const log = options.log ?? (() => undefined);
-  await mkdir(join(home, 'logs'), { recursive: true });
-  const infoPath = join(home, 'server.json');
-  const dbPath = join(home, 'temporal.db');
-  const logPath = join(home, 'logs', 'temporal-server.log');
-
-  const existing = await readFile(infoPath, 'utf8')
-    .then((t) => JSON.parse(t) as ServerInfo)
-    .catch(() => undefined);
-  if (existing && isAlive(existing.pid)) {
-    const { host, port } = splitAddress(existing.address);
-    if (await portOpen(host, port)) {
-      log(`using the embedded Temporal server already running at ${existing.address} (pid ${existing.pid})`);
-      return { ...existing, namespace, uiUrl: existing.uiUrl, owned: false, stop: async () => undefined };
+  const paths = serverPaths(home);
+  await ensureWritableDir(home, 'state directory', 'set --home or ABLATE_HOME to a writable directory');
+  await ensureWritableDir(paths.logs, 'log directory', 'set --home or ABLATE_HOME to a writable directory');
+  const { record, owned } = await withServerLock(home, async () => {
+    const existing = await readServerRecord(home);
+    if (existing && isProcess(existing.pid, 'start-dev')) {
+      const { host, port } = splitAddress(existing.address);
+      if (await portOpen(host, port)) {
+        await addClient(home);
+        return { record: existing, owned: false };
+      }
+      // Alive but not answering while nobody holds the lock: hung. Replace it.
+      log(
+        `the embedded Temporal server (pid ${existing.pid}) does not answer on ${existing.address}; restarting it`,
+      );
+      await stopProcess(existing.pid, 5_000);
     }
-  }
+    if (existing) await removeServerRecord(home);
+    const started = await spawnServer(options, log);
+    await writeServerRecord(home, started);
+    await writePorts(home, { port: started.port, uiPort: started.uiPort });
+    await addClient(home);
+    return { record: started, owned: true };
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    address: record.address,
+    namespace,
+    uiUrl: record.uiUrl,
+    dbPath: record.dbPath,
+    logPath: record.logPath,
+    owned,
+    record,
+    stop: () => (stopping ??= leaveServer(home, record.pid)),
+  };
+}
 
-  const bin = findTemporalBinary(options.temporalBin);
-  if (!bin) return startWithSdkDownload(options, dbPath, log);
-  const port = await freePort();
+/** This process stops using the server; the last user of an implicit server stops it. */
+async function leaveServer(home: string, pid: number): Promise<void> {
+  await withServerLock(home, async () => {
+    await removeClient(home);
+    const current = await readServerRecord(home);
+    if (!current || current.pid !== pid || current.mode !== 'implicit') return;
+    if ((await liveClients(home)).length > 0) return;
+    await stopProcess(current.pid, 10_000);
+    await removeServerRecord(home);
+  });
+}
+
+/**
+ * Stop the embedded server of `home` (and its background workers first), whoever started it.
+ * Resolves to the record of what was stopped, or undefined when nothing ran.
+ */
+export async function stopDevServer(
+  home: string,
+  log: (m: string) => void = () => undefined,
+): Promise<ServerRecord | undefined> {
+  // The workers first, and outside the lock: on their way out they update the record under it.
+  const before = await readServerRecord(home);
+  if (before?.workers && isProcess(before.workers.pid, 'ablate')) {
+    log(
+      `stopping the background workers (pid ${before.workers.pid}); running steps get 5 s, then checkpoint`,
+    );
+    await stopProcess(before.workers.pid, 20_000);
+  }
+  return withServerLock(home, async () => {
+    const current = await readServerRecord(home);
+    if (!current) return undefined;
+    if (isProcess(current.pid, 'start-dev')) {
+      log(`stopping the Temporal server (pid ${current.pid}) at ${current.address}`);
+      await stopProcess(current.pid, 10_000);
+    }
+    await removeServerRecord(home);
+    return current;
+  });
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL; resolves once the process is gone. */
+export async function stopProcess(pid: number, graceMs: number): Promise<void> {
+  const gone = () => {
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  };
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (!gone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (!gone()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    while (!gone()) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Ports for a new server: the requested one, else the recorded ones when still free, else free ones. */
+async function choosePorts(
+  options: DevServerOptions,
+  log: (m: string) => void,
+): Promise<{ port: number; uiPort: number | undefined }> {
   const ui = options.ui ?? true;
-  const uiPort = ui ? await freePort() : undefined;
+  if (options.port !== undefined) {
+    if (!(await portFree(options.port)))
+      throw new AblateError(
+        ErrorType.InvalidConfig,
+        `port ${options.port} is already in use by another program: choose another with --port, or stop that program`,
+      );
+    return { port: options.port, uiPort: ui ? await freePort() : undefined };
+  }
+  const recorded = await readPorts(options.home);
+  let port = recorded?.port;
+  if (port !== undefined && !(await portFree(port))) {
+    log(
+      `port ${port}, where this state directory's server ran before, is taken by another program; using a new port (restart workers started with the old address)`,
+    );
+    port = undefined;
+  }
+  let uiPort = ui ? recorded?.uiPort : undefined;
+  if (uiPort !== undefined && !(await portFree(uiPort))) uiPort = undefined;
+  return { port: port ?? (await freePort()), uiPort: ui ? (uiPort ?? (await freePort())) : undefined };
+}
+
+/** Start `temporal server start-dev` as a detached process and wait until it accepts connections. */
+async function spawnServer(options: DevServerOptions, log: (m: string) => void): Promise<ServerRecord> {
+  const paths = serverPaths(options.home);
+  const bin = findTemporalBinary(options.temporalBin);
+  if (!bin)
+    throw new AblateError(
+      ErrorType.InvalidConfig,
+      'no `temporal` binary found: run `npm run setup` (installs it into .venv), put `temporal` on PATH, set TEMPORAL_BIN, or set TEMPORAL_ADDRESS to use a running server',
+    );
+  const { port, uiPort } = await choosePorts(options, log);
   const address = `127.0.0.1:${port}`;
   const args = [
     'server',
@@ -177,9 +320,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--port',
     String(port),
     '--db-filename',
-    dbPath,
+    paths.db,
     '--namespace',
-    namespace,
+    options.namespace,
     '--log-format',
     'pretty',
     '--log-level',
@@ -196,77 +339,71 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'synchronous=normal',
     ...(uiPort ? ['--ui-port', String(uiPort)] : ['--headless']),
   ];
-  const out = openSync(logPath, 'a');
-  log(`starting the embedded Temporal server (${bin}) on ${address}; state in ${dbPath}`);
-  // Its own process group, so a Ctrl-C aimed at ablate does not kill the server before ablate stops it.
+  const out = openSync(paths.serverLog, 'a');
+  log(`starting the embedded Temporal server on ${address}; state in ${paths.db}`);
+  // Detached, in its own process group: a Ctrl-C aimed at ablate does not reach it, and it outlives
+  // the process that started it (the record in server.json says who stops it).
   const child = spawn(bin, args, { stdio: ['ignore', out, out], detached: true });
+  closeSync(out);
   child.unref();
-  const uiUrl = uiPort ? `http://127.0.0.1:${uiPort}` : undefined;
   try {
-    await waitForPort(address, options.readyTimeoutMs ?? 60_000, child, logPath);
+    await waitForPort(address, options.readyTimeoutMs ?? 60_000, child, paths.serverLog);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
   }
-  const info: ServerInfo = {
+  return {
     pid: child.pid!,
     address,
-    uiUrl,
-    dbPath,
-    logPath,
+    port,
+    uiPort,
+    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined,
+    namespace: options.namespace,
+    dbPath: paths.db,
+    logPath: paths.serverLog,
     startedAt: new Date().toISOString(),
+    mode: options.mode ?? 'implicit',
   };
-  await writeFile(infoPath, JSON.stringify(info, null, 2));
-
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise<void>((r) => child.once('exit', () => r()));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      const current = await readFile(infoPath, 'utf8').catch(() => '');
-      if (current.includes(`"pid": ${info.pid},`)) await rm(infoPath, { force: true });
-    })());
-  return { address, namespace, uiUrl, dbPath, logPath, owned: true, stop };
 }
 
-/**
- * Last resort where no `temporal` binary exists (e.g. a laptop without Python): the Temporal SDK
- * downloads the CLI itself (needs access to temporal.download). The server then lives in this process.
- */
-async function startWithSdkDownload(
-  options: DevServerOptions,
-  dbPath: string,
-  log: (m: string) => void,
-): Promise<DevServer> {
-  log(
-    'no `temporal` binary found (npm run setup installs one into .venv); downloading the Temporal CLI through the Temporal SDK',
-  );
-  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
-  const ui = options.ui ?? true;
-  const uiPort = ui ? await freePort() : undefined;
-  let env;
-  try {
-    env = await TestWorkflowEnvironment.createLocal({
-      server: { dbFilename: dbPath, namespace: options.namespace, ui, ...(uiPort ? { uiPort } : {}) },
-    });
-  } catch (err) {
-    throw new AblateError(
-      ErrorType.InvalidConfig,
-      `no \`temporal\` binary found and the SDK could not download one (${(err as Error).message}): run \`npm run setup\`, set TEMPORAL_BIN, or set TEMPORAL_ADDRESS`,
-    );
-  }
+/** Change the record of the running server under the lock (e.g. make it explicit, add workers). */
+export async function updateServerRecord(
+  home: string,
+  pid: number,
+  patch: (r: ServerRecord) => ServerRecord,
+): Promise<ServerRecord | undefined> {
+  return withServerLock(home, async () => {
+    const current = await readServerRecord(home);
+    if (!current || current.pid !== pid) return undefined;
+    const next = patch(current);
+    await writeServerRecord(home, next);
+    return next;
+  });
+}
+
+/** What `ablate server status` shows. */
+export interface ServerStatus {
+  running: boolean;
+  home: string;
+  record?: ServerRecord;
+  /** Whether the frontend accepts connections. */
+  answering?: boolean;
+  clients: number[];
+  workersRunning: boolean;
+}
+
+export async function serverStatus(home: string): Promise<ServerStatus> {
+  const record = await readServerRecord(home);
+  const clients = await liveClients(home);
+  if (!record || !isProcess(record.pid, 'start-dev'))
+    return { running: false, home, clients, workersRunning: false };
+  const { host, port } = splitAddress(record.address);
   return {
-    address: env.address,
-    namespace: options.namespace,
-    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : undefined,
-    dbPath,
-    logPath: '(the SDK pipes the server log to this process)',
-    owned: true,
-    stop: () => env.teardown(),
+    running: true,
+    home,
+    record,
+    answering: await portOpen(host, port),
+    clients,
+    workersRunning: record.workers !== undefined && isProcess(record.workers.pid, 'ablate'),
   };
 }

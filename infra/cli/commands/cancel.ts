@@ -1,3 +1,4 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { QUEUES } from '../../task-queues';
@@ -18,14 +19,14 @@ ${configFlagsHelp}`,
   async run(args) {
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
     const { readMemo } = await import('../../runs');
-    const { openSession } = await import('../../session');
     const [runId] = args.positionals;
     if (!runId) throw new UsageError('no run id given');
     const config = configFrom(args);
-    const session = await openSession(config, {
+    const session = await openCliSession(config, {
       // On the embedded server, the workflow and its steps need a worker to wind down.
       workers: config.temporalAddress === undefined ? { queues: QUEUES, workflows: true } : undefined,
-      log: (m) => console.error(m),
+      preferBackgroundWorkers: true,
+      debug: isDebug(args.values),
     });
     try {
       const { status } = await readMemo(session, runId);
@@ -37,7 +38,7 @@ ${configFlagsHelp}`,
       await handle.cancel();
       console.error(`cancellation of ${runId} requested`);
       if (args.values['no-wait']) return 0;
-      await handle.result().catch(() => undefined);
+      await session.call(() => handle.result()).catch(() => undefined);
       const desc = await handle.describe();
       console.log(`run ${runId}: ${desc.status.name.toLowerCase()}`);
       return 0;

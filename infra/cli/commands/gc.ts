@@ -1,3 +1,4 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { parseDurationMs } from '../../compiler/duration';
 import { stringOption, UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
@@ -42,7 +43,7 @@ ${configFlagsHelp}`,
     const config = configFrom(args);
     const { collectGarbage, temporalUnknownError } = await import('../../gc');
     const { openStore } = await import('../../store/index');
-    const runningRuns = await askTemporal(config).catch((err: unknown) => {
+    const runningRuns = await askTemporal(config, isDebug(args.values)).catch((err: unknown) => {
       if (args.values.force === true) {
         console.error(
           `gc: Temporal not asked (${(err as Error).message}); --force: keeping every run that has not ended`,
@@ -79,9 +80,11 @@ ${configFlagsHelp}`,
 };
 
 /** Runs Temporal lists as running, with their start times. */
-async function askTemporal(config: ReturnType<typeof configFrom>): Promise<Map<string, number>> {
-  const { openSession } = await import('../../session');
-  const session = await openSession(config, { log: (m) => console.error(m) });
+async function askTemporal(
+  config: ReturnType<typeof configFrom>,
+  debug: boolean,
+): Promise<Map<string, number>> {
+  const session = await openCliSession(config, { debug });
   try {
     const running = new Map<string, number>();
     for await (const wf of session.client.workflow.list({

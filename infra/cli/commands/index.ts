@@ -17,6 +17,7 @@ import { planCommand } from './plan';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
 import { scheduleCommand } from './schedule';
+import { serverCommand, uiCommand } from './server';
 import { statusCommand } from './status';
 import { validateCommand } from './validate';
 import { workerCommand } from './worker';
@@ -30,6 +31,8 @@ export const commands: readonly Command[] = [
   runsCommand,
   scheduleCommand,
   workerCommand,
+  serverCommand,
+  uiCommand,
   lineageCommand,
   verifyCommand,
   baselineCommand,

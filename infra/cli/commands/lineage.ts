@@ -1,3 +1,4 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { resolveConfig } from '../../../temporal.config';
 import { stringOption, UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
@@ -90,15 +91,14 @@ ${configFlagsHelp}`,
 
 async function repair(args: Parameters<Command['run']>[0], runId: string): Promise<number> {
   const { repairRun } = await import('../../lineage');
-  const { openSession } = await import('../../session');
   const { QUEUES } = await import('../../task-queues');
   const config = configFrom(args);
-  const session = await openSession(config, {
+  const session = await openCliSession(config, {
+    debug: isDebug(args.values),
     workers:
       config.temporalAddress === undefined || args.values.workers === true
         ? { queues: QUEUES, workflows: true }
         : undefined,
-    log: (m) => console.error(m),
   });
   try {
     const report = await repairRun(session, runId, { log: (m) => console.error(m) });

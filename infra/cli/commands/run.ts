@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
+import { isDebug, openCliSession } from '../cli-session';
 import { compileFileForCli } from '../compile-file';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { QUEUES } from '../../task-queues';
@@ -11,10 +12,17 @@ export const runCommand: Command = {
   usage: `Usage: ablate run FILE [options]
 
 Compiles FILE, stores the plan in the artifact store and starts a run on Temporal. With no Temporal
-address configured, ablate starts its embedded dev server (state in ./.ablate or $ABLATE_HOME) and
-in-process workers for both queues, so this one command does everything. Prints the run id and the
-Web UI link, shows live progress (a live table on a terminal, plain lines otherwise) and ends with a
-results table. Ctrl-C detaches (\`ablate status RUN_ID --watch\` reattaches); Ctrl-C twice quits.
+address configured, ablate uses the embedded dev server of the state directory (starting it if none
+runs) and in-process workers for both queues, so this one command does everything; when
+\`ablate server start --workers\` runs background workers, they do the work instead. Prints the run id
+and the Web UI link, shows live progress (a live view on a terminal, plain lines otherwise), one line
+per failed step, and ends with a results table.
+
+Ctrl-C detaches (one line says how to reattach: \`ablate status RUN_ID --watch\`; exit code 130). With
+in-process workers the run pauses until an ablate process serves it again; with background or remote
+workers it goes on. Ctrl-C again stops at once (running steps resume from their checkpoint).
+Exit codes: 0 completed, 1 failed or cancelled, 2 usage error or invalid pipeline, 3 bad environment,
+130 detached (see \`ablate --help\`).
 
   --json              last line: {"runId", "status", "uiUrl", "counts", "cells", "steps": {KEY: {status, outputs}}}
   --no-cache          recompute every step even when a cached result exists
@@ -40,7 +48,6 @@ ${configFlagsHelp}`,
   async run(args) {
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
     const { startRun } = await import('../../runs');
-    const { openSession } = await import('../../session');
     const { reportOutcome, watchRun } = await import('../watch');
     const [file, ...extra] = args.positionals;
     if (file === undefined) throw new UsageError('no pipeline file given');
@@ -49,19 +56,23 @@ ${configFlagsHelp}`,
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
     const config = configFrom(args, { maxParallel });
     const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
-    if (!plan) return 1;
+    // An invalid pipeline is a usage error (exit 2); the problems were printed.
+    if (!plan) return 2;
     const detach = args.values.detach === true;
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
-    const session = await openSession(config, {
+    const session = await openCliSession(config, {
       workers: inProcessWorkers ? { queues: QUEUES, workflows: true } : undefined,
-      log: (m) => console.error(m),
+      preferBackgroundWorkers: true,
+      debug: isDebug(args.values),
     });
     try {
-      const { runId } = await startRun(session, plan, {
-        noCache: args.values['no-cache'] === true,
-        runId: stringOption(args, 'run-id'),
-      });
+      const { runId } = await session.call(() =>
+        startRun(session, plan, {
+          noCache: args.values['no-cache'] === true,
+          runId: stringOption(args, 'run-id'),
+        }),
+      );
       console.error(`run ${runId} started: ${plan.stats.uniqueSteps} steps over ${plan.stats.cells} cells`);
       const url = session.runUrl(runId);
       if (url) console.error(`Web UI: ${url}`);

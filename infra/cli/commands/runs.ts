@@ -1,3 +1,4 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { formatDurationMs, parseDurationMs } from '../../compiler/duration';
 import { intOption, stringOption, UsageError, type Command, type CommandArgs } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
@@ -74,8 +75,7 @@ ${configFlagsHelp}`,
     const limit = intOption(args, 'limit', 50, 1);
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
     const { listRuns } = await import('../../runs');
-    const { openSession } = await import('../../session');
-    const session = await openSession(configFrom(args), { log: (m) => console.error(m) });
+    const session = await openCliSession(configFrom(args), { debug: isDebug(args.values) });
     try {
       const runs = await listRuns(session, {
         limit,
@@ -143,8 +143,7 @@ function sinceOption(args: CommandArgs): Date | undefined {
 
 async function removeRunCommand(args: CommandArgs, runId: string): Promise<number> {
   const { removeRun } = await import('../../runs');
-  const { openSession } = await import('../../session');
-  const session = await openSession(configFrom(args), { log: (m) => console.error(m) });
+  const session = await openCliSession(configFrom(args), { debug: isDebug(args.values) });
   try {
     const removed = await removeRun(session, runId);
     console.log(

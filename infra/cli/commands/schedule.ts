@@ -1,6 +1,7 @@
 /**
  * `ablate schedule ...`: nightly reproductions on Temporal Schedules (infra/schedules.ts).
  */
+import { isDebug, openCliSession } from '../cli-session';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
@@ -125,9 +126,8 @@ export const scheduleCommand: Command = {
     const schedules = await import('../../schedules');
     const { hasLiveWorkflowWorker } = await import('../../runs');
     const { workflowTaskQueue } = await import('../../task-queues');
-    const { openSession } = await import('../../session');
     const config = configFrom(args);
-    const session = await openSession(config, { log: (m) => console.error(m) });
+    const session = await openCliSession(config, { debug: isDebug(args.values) });
     try {
       if (prepared) {
         const { name, action } = await schedules.upsertSchedule(session, {

@@ -1,3 +1,4 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { liveText, resultsText } from '../render-run';
@@ -21,7 +22,6 @@ ${configFlagsHelp}`,
   async run(args) {
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
     const { getRunView } = await import('../../runs');
-    const { openSession } = await import('../../session');
     const { reportOutcome, watchRun } = await import('../watch');
     const [runId] = args.positionals;
     if (!runId) throw new UsageError('no run id given (`ablate runs` lists them)');
@@ -30,16 +30,16 @@ ${configFlagsHelp}`,
     const embedded = config.temporalAddress === undefined;
     // Queries need a workflow worker; on the embedded server this process provides it. Only with
     // --watch do we also run steps (which resumes the run).
-    const session = await openSession(config, {
+    const session = await openCliSession(config, {
       workers: embedded ? { queues: watch ? QUEUES : [], workflows: true } : undefined,
-      log: (m) => console.error(m),
+      debug: isDebug(args.values),
     });
     try {
       if (watch) {
         const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
         return reportOutcome(session, runId, outcome, args.values.json === true);
       }
-      const view = await getRunView(session, runId);
+      const view = await session.call(() => getRunView(session, runId));
       if (view.summary) console.log(resultsText(view.summary, view.plan));
       else console.log(liveText(view, Date.now() - (view.startedAt?.getTime() ?? Date.now())));
       const url = session.runUrl(runId);

@@ -1,19 +1,26 @@
+import { isDebug, openCliSession } from '../cli-session';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+import { claimInterrupt, interrupted } from '../lifecycle';
 
 /** `ablate worker --queue cpu|gpu`: a long-lived worker. */
 export const workerCommand: Command = {
   name: 'worker',
   summary: 'Run a long-lived worker for the cpu or gpu queue',
-  usage: `Usage: ablate worker --queue cpu|gpu [--slots N] [--no-workflows]
+  usage: `Usage: ablate worker --queue cpu|gpu [--slots N] [--no-workflows] [--allow-cpu-fallback]
 
 Polls the queue's Temporal task queue and runs its steps until stopped (Ctrl-C or SIGTERM: it stops
 taking work, gives running steps a few seconds, then cancels them so they retry elsewhere and resume
-from their last checkpoint). A cpu worker also runs the pipeline workflows unless --no-workflows.
+from their last checkpoint; a second Ctrl-C stops at once). A cpu worker also runs the pipeline
+workflows unless --no-workflows.
 
-  --queue cpu|gpu   which steps to run
-  --slots N         steps at once (ABLATE_WORKER_SLOTS; default: cores for cpu, 1 for gpu)
-  --no-workflows    do not run pipeline workflows on this worker
+A gpu worker first loads the GPU backend (@tensorflow/tfjs-node-gpu) and refuses to start when it
+cannot (exit code 3), so gpu steps never run on CPU unnoticed.
+
+  --queue cpu|gpu        which steps to run
+  --slots N              steps at once (ABLATE_WORKER_SLOTS; default: cores for cpu, 1 for gpu)
+  --no-workflows         do not run pipeline workflows on this worker
+  --allow-cpu-fallback   gpu queue: start even without the GPU backend, training on CPU (says so)
 
 ${configFlagsHelp}`,
   options: {
@@ -21,29 +28,41 @@ ${configFlagsHelp}`,
     queue: { type: 'string' },
     slots: { type: 'string' },
     'no-workflows': { type: 'boolean' },
+    'allow-cpu-fallback': { type: 'boolean' },
   },
   async run(args) {
-    // Loaded here, not at the top: Temporal's native bridge takes a while to load.
-    const { openSession } = await import('../../session');
     const queue = stringOption(args, 'queue');
     if (queue !== 'cpu' && queue !== 'gpu') throw new UsageError('--queue must be cpu or gpu');
     const slots = args.values.slots === undefined ? undefined : intOption(args, 'slots', 1, 1);
     const config = configFrom(args, { workerSlots: slots });
-    const session = await openSession(config, {
-      workers: { queues: [queue], workflows: queue === 'cpu' && args.values['no-workflows'] !== true },
-      log: (m) => console.error(m),
-    });
-    console.error(
-      `worker: queue ${queue} (${config.taskQueuePrefix}-${queue}), ${config.workerSlots[queue]} slot(s), Temporal ${session.address}, store ${session.store.url}`,
-    );
-    const stop = () => {
-      console.error('worker: stopping (running steps get 5 s, then retry elsewhere)');
-      void session.close();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    await session.workers!.done;
-    await session.close();
-    return 0;
+    if (queue === 'gpu') {
+      const { checkGpuBackend } = await import('../../gpu-check');
+      const gpu = await checkGpuBackend(args.values['allow-cpu-fallback'] === true);
+      if (gpu.device === 'cpu')
+        console.error(
+          `WARNING: this gpu worker trains on CPU (tfjs backend ${gpu.backend}), many times slower: the GPU backend did not load (${gpu.reason})`,
+        );
+    }
+    const release = claimInterrupt();
+    try {
+      const session = await openCliSession(config, {
+        workers: { queues: [queue], workflows: queue === 'cpu' && args.values['no-workflows'] !== true },
+        debug: isDebug(args.values),
+      });
+      console.error(
+        `worker: queue ${queue} (${config.taskQueuePrefix}-${queue}), ${config.workerSlots[queue]} slot(s), Temporal ${session.address}, store ${session.store.url}`,
+      );
+      const stop = () => {
+        console.error('worker: stopping (running steps get 5 s, then retry elsewhere)');
+        void session.close();
+      };
+      if (interrupted.aborted) stop();
+      else interrupted.addEventListener('abort', stop, { once: true });
+      await session.workers!.done;
+      await session.close();
+      return 0;
+    } finally {
+      release();
+    }
   },
 };
