@@ -45,7 +45,7 @@ export const datasetImport = defineStepKind<DatasetImportParams>({
     files: { type: 'value', description: 'Number of files.' },
     bytes: { type: 'value', description: 'Total size in bytes.' },
   },
-  defaults: { timeoutMs: 6 * 3600_000, heartbeatTimeoutMs: 300_000 },
+  defaults: { timeoutMs: 6 * 3600_000, heartbeatTimeoutMs: 30_000 },
   async run(params, ctx) {
     const path = params.path.startsWith('file://')
       ? fileURLToPath(params.path)

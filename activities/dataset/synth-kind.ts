@@ -108,7 +108,7 @@ export const datasetSynth = defineStepKind<DatasetSynthParams>({
       mediaType: 'image/png',
     },
   },
-  defaults: { timeoutMs: 4 * 3600_000, heartbeatTimeoutMs: 120_000 },
+  defaults: { timeoutMs: 4 * 3600_000, heartbeatTimeoutMs: 30_000 },
   async run(params, ctx) {
     const mismatch = taskFormatMismatch(params.task, params.format);
     if (mismatch) throw permanent(ErrorType.InvalidInput, mismatch);

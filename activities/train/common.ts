@@ -40,6 +40,8 @@ export interface TrainingKnobs {
   seed: number;
   /** Checkpoint every N iterations (0: never). */
   checkpointEvery: number;
+  /** Checkpoints kept for this configuration; older ones are deleted as training goes. @default 3 */
+  keepCheckpoints?: number;
   /** bn: images per simulated replica (per-GPU batch). */
   bnImagesPerReplica: number;
   /** GroupNorm groups. @default 8 for tiny, 32 otherwise */
@@ -68,6 +70,27 @@ export async function startRuntime(ctx: StepContext, force?: BackendChoice): Pro
     ...(runtime.notes.length > 0 ? { tfjsNotes: runtime.notes } : {}),
   });
   return runtime;
+}
+
+/**
+ * Wall-clock facts of a training attempt go to provenance (beside the results), never into the
+ * outputs: an interrupted-and-resumed run must give byte-identical metrics to an uninterrupted one.
+ */
+export function annotateTiming(
+  ctx: StepContext,
+  result: { imagesPerSec: number; resumedFrom?: { iteration: number; checkpoint: ArtifactRef } },
+): void {
+  ctx.annotate({
+    imagesPerSec: Math.round(result.imagesPerSec * 100) / 100,
+    ...(result.resumedFrom
+      ? {
+          resumedFrom: {
+            iteration: result.resumedFrom.iteration,
+            checkpoint: result.resumedFrom.checkpoint as unknown as JsonValue,
+          },
+        }
+      : {}),
+  });
 }
 
 /** sha256 of the canonical JSON (sorted keys) of `value`. */
