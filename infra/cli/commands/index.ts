@@ -9,6 +9,7 @@ import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
+import { resumeCommand } from './resume';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
 import { statusCommand } from './status';
@@ -21,6 +22,7 @@ export const commands: readonly Command[] = [
   runCommand,
   statusCommand,
   cancelCommand,
+  resumeCommand,
   runsCommand,
   workerCommand,
   lineageCommand,
