@@ -8,7 +8,8 @@
  *  - a checkpoint that is corrupt, missing or does not fit the model: the loader reports it with
  *    `rejected`, it is dropped from the index (a corrupt blob is deleted too, so that a later identical
  *    checkpoint can be stored again) and the next older one is tried, with a warning;
- *  - unbounded growth: `saved` keeps the newest K entries and deletes the blobs of older ones;
+ *  - unbounded growth: `saved` keeps the K most recently saved entries and deletes the blobs of older
+ *    ones (by save time: a checkpoint just saved is never the one deleted);
  *  - two attempts of the same configuration at once (a zombie run): writes are read-modify-write of a
  *    small record; at worst one entry is lost, never a blob that is still listed.
  */
@@ -75,12 +76,14 @@ export function createCheckpointIndex(store: ArtifactStore, cacheKey: string): C
     list: read,
     add: (entry, keep) =>
       serialised(key, async () => {
+        // Newest by the time they were saved, not by iteration: another run of the same configuration
+        // may have gone further, and deleting what this run just saved would leave it nothing.
         const entries = [entry, ...(await read()).filter((e) => e.ref.digest !== entry.ref.digest)].sort(
-          (a, b) => b.iteration - a.iteration,
+          (a, b) => (a === entry ? -1 : b === entry ? 1 : b.at.localeCompare(a.at)),
         );
         const kept = entries.slice(0, Math.max(1, keep));
         const keptDigests = new Set(kept.map((e) => e.ref.digest));
-        await write(kept);
+        await write([...kept].sort((a, b) => b.iteration - a.iteration));
         // Only after the index no longer lists them, so a reader never follows an entry to a deleted blob.
         for (const old of entries.slice(kept.length)) {
           if (!keptDigests.has(old.ref.digest))
@@ -118,6 +121,8 @@ export interface StepCheckpointsOptions {
   /** The previous attempt's last progress report. */
   heartbeat?: StepProgress;
   runId?: string;
+  /** Resume only from checkpoints this run saved (`--no-cache`: recompute, do not reuse other runs'). */
+  ownRunOnly?: boolean;
   log: StepLogger;
   /** Called once the step has resumed from a checkpoint. */
   onResumed?: (candidate: CheckpointCandidate) => void;
@@ -134,7 +139,7 @@ export function stepCheckpoints(options: StepCheckpointsOptions): StepCheckpoint
       const hb = options.heartbeat?.checkpoint;
       if (index) {
         for (const e of await index.list()) {
-          if (seen.has(e.ref.digest)) continue;
+          if (seen.has(e.ref.digest) || (options.ownRunOnly && e.runId !== options.runId)) continue;
           seen.add(e.ref.digest);
           out.push({ iteration: e.iteration, ref: e.ref, source: 'index' });
         }

@@ -202,6 +202,7 @@ export function createRunStep(deps: RunStepDeps) {
           index: createCheckpointIndex(store, cacheKey),
           heartbeat: previous,
           runId: input.runId,
+          ownRunOnly: input.noCache,
           log,
           onResumed: (c) => (resumedFrom = c),
         }),
