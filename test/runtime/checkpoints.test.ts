@@ -149,6 +149,38 @@ describe('checkpoints by cache key', () => {
   });
 });
 
+describe('checkpoint index', () => {
+  it("keeps what was saved most recently, even below another run's iterations", async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ablate-test-index-'));
+    try {
+      const store = await openStore(pathToFileURL(root).href);
+      const index = createCheckpointIndex(store, 'k');
+      const save = async (iteration: number, runId: string, at: string) => {
+        const ref = await store.putBytes(`${runId}@${iteration}`);
+        await index.add({ iteration, ref, at, runId }, 2);
+        return ref;
+      };
+      const a50 = await save(50, 'a', '2026-01-01T00:00:01Z');
+      const a55 = await save(55, 'a', '2026-01-01T00:00:02Z');
+      const b5 = await save(5, 'b', '2026-01-01T00:00:03Z');
+      assert.deepEqual(
+        (await index.list()).map((e) => `${e.runId}@${e.iteration}`),
+        ['a@55', 'b@5'],
+      );
+      assert.equal(await store.has(a50.digest), false, 'the oldest save is deleted');
+      assert.ok((await store.has(a55.digest)) && (await store.has(b5.digest)));
+      // --no-cache: only this run's checkpoints are candidates.
+      const own = stepCheckpoints({ index, runId: 'b', ownRunOnly: true, log: { info() {}, warn() {} } });
+      assert.deepEqual(
+        (await own.candidates()).map((c) => c.iteration),
+        [5],
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('work directories', () => {
   it('sweeps the directories of processes that are gone, and only those', async () => {
     const root = await mkdtemp(join(tmpdir(), 'ablate-test-sweep-'));

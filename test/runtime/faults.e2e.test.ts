@@ -102,6 +102,12 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     return child;
   }
 
+  /** Step keys (activity ids) of the steps of `uses` in a run's plan. */
+  async function keysOf(runId: string, uses: string): Promise<Set<string>> {
+    const view = await getRunView(session, runId);
+    return new Set(view.steps.filter((s) => s.uses === uses).map((s) => s.key));
+  }
+
   async function pending(runId: string): Promise<Pending[]> {
     const desc = await session.client.workflow.getHandle(runId).describe();
     return (desc.raw.pendingActivities ?? []).map((p) => {
@@ -171,13 +177,14 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     const expected = weightsOf(reference);
 
     const runId = await startRun(files.grid!, '--no-cache');
+    const trainKeys = await keysOf(runId, 'train.detector');
     const targets = new Map<string, number>();
     const killedAt = new Map<string, { ms: number; iteration: number; checkpoint: number }>();
     const resumedAfterMs = new Map<string, number>();
     const statusLines = new Set<string>();
     let seed = 0;
     while ((await session.client.workflow.getHandle(runId).describe()).status.name === 'RUNNING') {
-      for (const p of await pending(runId)) {
+      for (const p of (await pending(runId)).filter((x) => trainKeys.has(x.key))) {
         if (!targets.has(p.key) && p.heartbeat?.progress.iteration !== undefined)
           targets.set(p.key, killIteration(++seed));
         const iteration = p.heartbeat?.progress.iteration ?? 0;
@@ -236,8 +243,9 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
 
   /** Waits until the step running `uses` in `runId` reports at least `iteration`; returns what it reported. */
   async function waitForIteration(runId: string, iteration: number): Promise<number> {
+    const trainKeys = await keysOf(runId, 'train.detector');
     for (;;) {
-      const p = (await pending(runId)).find((x) => x.key.startsWith('train'));
+      const p = (await pending(runId)).find((x) => trainKeys.has(x.key));
       const seen = p?.heartbeat?.progress.iteration ?? 0;
       if (seen >= iteration) return seen;
       await new Promise((r) => setTimeout(r, 200));
@@ -279,7 +287,8 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
       `[figures] cancel: stopped ${(stopMs / 1000).toFixed(1)} s after the request, final checkpoint at ${final.iteration}`,
     );
 
-    const dataRecordBefore = await session.store.getRecord<StepRecord>(`runs/${runId}/steps/data`);
+    const [dataKey] = await keysOf(runId, 'dataset.synth');
+    const dataRecordBefore = await session.store.getRecord<StepRecord>(`runs/${runId}/steps/${dataKey}`);
     const resumed = await ablate(['resume', runId, '--json'], { env, timeoutMs: 300_000 });
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(
@@ -288,15 +297,18 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     );
     const out = lastJsonLine<{
       status: string;
-      steps: Record<string, { status: string; resumedFrom?: { iteration: number; checkpoint: ArtifactRef } }>;
+      steps: Record<
+        string,
+        { uses: string; status: string; resumedFrom?: { iteration: number; checkpoint: ArtifactRef } }
+      >;
     }>(resumed.stdout);
     assert.equal(out.status, 'completed');
-    const train = Object.entries(out.steps).find(([k]) => k.startsWith('train'))![1];
+    const train = Object.values(out.steps).find((x) => x.uses === 'train.detector')!;
     assert.equal(train.resumedFrom?.iteration, final.iteration);
     assert.equal(train.resumedFrom?.checkpoint.digest, final.ref.digest);
-    assert.equal(out.steps.data?.status, 'done');
+    assert.equal(out.steps[dataKey!]?.status, 'done');
     assert.deepEqual(
-      await session.store.getRecord<StepRecord>(`runs/${runId}/steps/data`),
+      await session.store.getRecord<StepRecord>(`runs/${runId}/steps/${dataKey}`),
       dataRecordBefore,
       'the dataset step was reused, not rerun',
     );
@@ -335,10 +347,10 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     assert.match(resumed.stderr, /\(failed\) resumed: 1 step\(s\) reused, 1 to run/);
     const out = lastJsonLine<{
       status: string;
-      steps: Record<string, { status: string; resumedFrom?: { iteration: number } }>;
+      steps: Record<string, { uses: string; status: string; resumedFrom?: { iteration: number } }>;
     }>(resumed.stdout);
     assert.equal(out.status, 'completed');
-    const train = Object.entries(out.steps).find(([k]) => k.startsWith('train'))![1];
+    const train = Object.values(out.steps).find((x) => x.uses === 'train.detector')!;
     assert.equal(train.resumedFrom?.iteration, entries[0]!.iteration);
     next.kill('SIGTERM');
   });
@@ -372,11 +384,16 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
       status: string;
       steps: Record<
         string,
-        { status: string; outputs: Record<string, ArtifactRef>; resumedFrom?: { iteration: number } }
+        {
+          uses: string;
+          status: string;
+          outputs: Record<string, ArtifactRef>;
+          resumedFrom?: { iteration: number };
+        }
       >;
     }>(again.stdout);
     assert.equal(out.status, 'completed');
-    const train = Object.entries(out.steps).find(([k]) => k.startsWith('train'))![1];
+    const train = Object.values(out.steps).find((x) => x.uses === 'train.detector')!;
     assert.equal(
       train.resumedFrom?.iteration,
       previous.iteration,
