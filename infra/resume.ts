@@ -5,7 +5,7 @@
  * step runs, and a training step continues from the newest good checkpoint of its configuration
  * (activities/checkpoint-index.ts).
  */
-import { recordKeys, type StepRecord } from '../activities/run-records';
+import { recordKeys, type RunSummary, type StepRecord } from '../activities/run-records';
 import { DagState, type GraphStep } from '../workflows/dag';
 import type { PipelineRunInput } from '../workflows/pipeline-run';
 import type { Plan } from '../workflows/plan-types';
@@ -20,7 +20,7 @@ export interface ResumeResult {
   reused: number;
   /** Steps that run (again). */
   toRun: number;
-  /** How the earlier execution ended (Temporal's status). */
+  /** How the earlier execution ended: the run's status, or Temporal's when it wrote no summary. */
   previousStatus: string;
 }
 
@@ -37,7 +37,9 @@ export async function resumeRun(
       `run ${runId} is still running: follow it with \`ablate status ${runId} --watch\`, or stop it with \`ablate cancel ${runId}\` first`,
     );
   }
-  if (status === 'COMPLETED') {
+  // A run with failed steps still ends its workflow normally: ablate's summary says how it went.
+  const summary = await session.store.getRecord<RunSummary>(recordKeys.summary(runId));
+  if (summary?.status === 'completed') {
     throw new AblateError(ErrorType.InvalidInput, `run ${runId} completed: there is nothing to resume`);
   }
   const plan = await session.store.getJson<Plan>(memo.planRef);
@@ -73,6 +75,6 @@ export async function resumeRun(
     runId,
     reused: finished.size,
     toRun: plan.steps.length - finished.size,
-    previousStatus: status,
+    previousStatus: summary?.status ?? status.toLowerCase(),
   };
 }

@@ -46,7 +46,7 @@ ${configFlagsHelp}`,
     try {
       const resumed = await resumeRun(session, runId, { maxParallel });
       console.error(
-        `run ${runId} (${resumed.previousStatus.toLowerCase()}) resumed: ${resumed.reused} step(s) reused, ${resumed.toRun} to run`,
+        `run ${runId} (${resumed.previousStatus}) resumed: ${resumed.reused} step(s) reused, ${resumed.toRun} to run`,
       );
       if (detach) {
         console.log(runId);
