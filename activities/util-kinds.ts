@@ -3,6 +3,7 @@
  * small artifacts, and one fails on purpose.
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { AblateError, ErrorType } from '../infra/errors';
 import type { ArtifactRef } from '../workflows/plan-types';
@@ -159,8 +160,9 @@ export const utilNoop = defineStepKind<{ tag?: string | number; sleepMs?: number
     additionalProperties: false,
   },
   outputs: { tag: { type: 'value', description: 'The tag, echoed.' } },
-  async run(params) {
-    if (params.sleepMs) await new Promise((r) => setTimeout(r, params.sleepMs));
+  async run(params, ctx) {
+    // The sleep ends early when the step is cancelled (the runner waits for a cancelled step to stop).
+    if (params.sleepMs) await sleep(params.sleepMs, undefined, { signal: ctx.signal });
     return { tag: params.tag ?? null };
   },
 });
