@@ -259,8 +259,47 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
       s.progress = details.progress;
       s.lastHeartbeatAt = new Date(details.atMs);
     }
+    const retrying = retryingLine(pending);
+    if (retrying) {
+      // The figures in the heartbeat belong to the lost attempt: an ETA from them would be stale.
+      s.progress = { message: retrying };
+      s.queued = false;
+    }
   }
   return view;
+}
+
+type PendingActivity = proto.temporal.api.workflow.v1.IPendingActivityInfo;
+
+function timestampMs(t: PendingActivity['lastStartedTime']): number {
+  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+}
+
+/** Why the previous attempt of a step ended, in a few words, from Temporal's last failure. */
+export function lastAttemptEnded(failure: PendingActivity['lastFailure']): string {
+  if (!failure) return 'previous attempt failed';
+  const timeout = failure.timeoutFailureInfo?.timeoutType;
+  const types = proto.temporal.api.enums.v1.TimeoutType;
+  if (timeout === types.TIMEOUT_TYPE_HEARTBEAT) return 'worker lost';
+  if (timeout === types.TIMEOUT_TYPE_START_TO_CLOSE) return 'attempt timed out';
+  if (timeout !== undefined && timeout !== null) return 'timed out';
+  if (failure.canceledFailureInfo || /WORKER_SHUTDOWN/.test(failure.message ?? '')) return 'worker stopped';
+  const message = (failure.message ?? 'failed').split('\n')[0]!;
+  return message.length > 80 ? `${message.slice(0, 77)}...` : message;
+}
+
+/**
+ * "retrying: worker lost (attempt 2)" for a step whose previous attempt ended and whose new attempt has
+ * not reported anything yet (waiting for its retry, or just picked up); undefined otherwise.
+ */
+export function retryingLine(pending: PendingActivity): string | undefined {
+  const attempt = pending.attempt ?? 1;
+  if (attempt <= 1) return undefined;
+  const scheduled =
+    pending.state === proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED;
+  const silentSinceStart = timestampMs(pending.lastHeartbeatTime) < timestampMs(pending.lastStartedTime);
+  if (!scheduled && !silentSinceStart) return undefined;
+  return `retrying: ${lastAttemptEnded(pending.lastFailure)} (attempt ${attempt})`;
 }
 
 /** Wait for a run to close; resolves to its summary (undefined if it ended without one). */

@@ -19,6 +19,7 @@ import {
 } from '@temporalio/worker';
 
 import { createActivities } from '../activities/runtime/activities';
+import { STOP_GRACE_MS, sweepOrphanWorkDirs } from '../activities/runtime/work-dirs';
 import type { QueueName } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
 import { taskQueueName } from './task-queues';
@@ -123,6 +124,8 @@ export interface WorkerSet {
 
 export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet> {
   installRuntime();
+  // Work directories of SIGKILLed workers on this machine (no process left to remove them).
+  await sweepOrphanWorkDirs();
   const connection = await NativeConnection.connect({ address: options.address });
   const activities = createActivities({ store: options.store });
   const workers: Worker[] = [];
@@ -140,8 +143,11 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
         ...(withWorkflows ? { workflowBundle: await workflowBundle(options.cacheDir) } : {}),
         // Heartbeats reach the server within 2 s, so progress is live and cancellation is prompt.
         maxHeartbeatThrottleInterval: '2s',
-        // On shutdown, running steps get this long before they are cancelled (and retried elsewhere).
+        // On shutdown, running steps get this long to finish before they are cancelled; cancelled, a
+        // training step saves a final checkpoint (bounded) and is retried elsewhere from it.
         shutdownGraceTime: '5s',
+        // Never hang on a step that ignores cancellation: the grace, the bounded stop, and a margin.
+        shutdownForceTime: 5_000 + STOP_GRACE_MS + 15_000,
       }),
     );
   }

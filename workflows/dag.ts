@@ -208,6 +208,11 @@ export class DagState {
   }
 }
 
+/** Encode statuses as {@link DagSnapshot.statuses} holds them (one character per step). */
+export function encodeStatuses(statuses: readonly StepStatus[]): string {
+  return statuses.map((s) => CODE[s]).join('');
+}
+
 /** Decode {@link DagState.encode}'s string. */
 export function decodeStatuses(encoded: string): StepStatus[] {
   return [...encoded].map((c) => STATUS[c] ?? 'pending');

@@ -15,10 +15,18 @@ export interface StepRecord {
   /** The provenance record (a JSON artifact): where every output came from. */
   provenance: ArtifactRef;
   cacheKey: string;
+  /** The checkpoint this step continued from (after a crash, a cancel or in `ablate resume`). */
+  resumedFrom?: ResumePoint;
   attempt: number;
   startedAt: string;
   endedAt: string;
   durationMs: number;
+}
+
+/** Where a step's training continued from. */
+export interface ResumePoint {
+  iteration: number;
+  checkpoint: ArtifactRef;
 }
 
 /** A cache entry: the outputs a step kind produced for one cache key. */
@@ -52,6 +60,7 @@ export interface StepSummary {
   provenance?: ArtifactRef;
   error?: string;
   durationMs?: number;
+  resumedFrom?: ResumePoint;
 }
 
 /** The run summary written when a run ends. */

@@ -16,7 +16,13 @@
  * the same bytes. The workflow never calls with a `seq` it has not been answered.
  */
 import type { ArtifactStore } from '../../infra/store/index';
-import { DagState, type DagNode, type DagSnapshot, type StepOutcome } from '../../workflows/dag';
+import {
+  DagState,
+  encodeStatuses,
+  type DagNode,
+  type DagSnapshot,
+  type StepOutcome,
+} from '../../workflows/dag';
 import type { ArtifactRef, Plan, QueueName, RetrySpec, StepStatus } from '../../workflows/plan-types';
 import type { LoadedPlan } from './plan-loader';
 
@@ -87,6 +93,26 @@ const keys = {
   snapshot: (runId: string) => `runs/${runId}/scheduler/snapshot`,
   delta: (runId: string, seq: number) => `runs/${runId}/scheduler/delta/${String(seq).padStart(10, '0')}`,
 };
+
+/**
+ * Start a run's scheduler state afresh from given step statuses (what `ablate resume` does): the state
+ * of the run's earlier execution is forgotten, and call 0 of the new execution starts from these.
+ */
+export async function seedRunState(
+  store: ArtifactStore,
+  runId: string,
+  planRef: ArtifactRef,
+  statuses: readonly StepStatus[],
+): Promise<void> {
+  for (const key of await store.listRecords(`runs/${runId}/scheduler/`)) await store.deleteRecord(key);
+  await store.putRecord(keys.snapshot(runId), {
+    seq: 0,
+    planDigest: planRef.digest,
+    statuses: encodeStatuses(statuses),
+    errors: {},
+    skippedBy: {},
+  } satisfies Snapshot);
+}
 
 /** The DAG nodes of a plan (needs as indices). */
 export function dagNodes(plan: Plan, indexOf: ReadonlyMap<string, number>): DagNode[] {

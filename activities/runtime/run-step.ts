@@ -5,24 +5,22 @@
  * 3. looks up the cache: key = hash(kind, kind version, params with artifacts as digests); a hit whose
  *    output artifacts and provenance all verify intact is reused (`cached`); a damaged one is a miss,
  *    and the recomputed outputs repair the store,
- * 4. otherwise runs the kind with heartbeats (progress + checkpoint), cancellation and a resume point
- *    (the last heartbeat of the previous attempt),
+ * 4. otherwise runs the kind with heartbeats (progress + checkpoint), cancellation and resume points
+ *    (the previous attempt's last heartbeat and the checkpoints saved for the same cache key by any
+ *    run, see checkpoint-index.ts); on cancellation it waits for the kind to stop (bounded) before it
+ *    removes the work directory,
  * 5. writes the provenance record, the OpenLineage events, the step record and the cache entry.
  *
  * Permanent faults (AblateError, non-retryable) become non-retryable ApplicationFailures of the same
  * type; anything else is retried by Temporal with the step's retry policy.
  */
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { arch, platform, versions } from 'node:process';
 
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 
 import { assertStepParams } from '../../infra/compiler/kind-schemas';
-import { AblateError, ErrorType, permanent } from '../../infra/errors';
+import { AblateError, ErrorType, errorMessage, permanent } from '../../infra/errors';
 import type { ArtifactStore } from '../../infra/store/index';
 import {
   isArtifactRef,
@@ -32,13 +30,15 @@ import {
 } from '../../workflows/plan-types';
 import { bindReferences, readOutput } from './bind';
 import { cacheKeyOf, kindIdentity } from './cache-key';
+import { createCheckpointIndex, stepCheckpoints } from './checkpoint-index';
 import type { LoadedPlan } from './plan-loader';
 import { createLineageEmitter } from './openlineage';
 import { collectArtifactRefs, getCodeVersion, workerIdentity, type ProvenanceRecord } from './provenance';
 import { getStepKind } from './registry';
 import { recordKeys, type CacheEntry, type ProducerRecord, type StepRecord } from './run-records';
 import { createStepContext } from './step-context';
-import type { StepProgress } from './step-kind';
+import type { CheckpointCandidate, StepProgress } from './step-kind';
+import { removeWorkDir, STOP_GRACE_MS, untilStopped, workDirPath } from './work-dirs';
 
 export interface RunStepInput {
   runId: string;
@@ -190,8 +190,15 @@ export function createRunStep(deps: RunStepDeps) {
       await lineage.start(new Date());
 
       const heartbeatDetails = info.heartbeatDetails as StepHeartbeat | undefined;
-      const workDir = join(tmpdir(), `ablate-${step.key}-${info.attempt}-${randomBytes(4).toString('hex')}`);
-      let lastProgress: StepProgress = heartbeatDetails?.progress ?? {};
+      const workDir = workDirPath(`${step.key}-${info.attempt}`);
+      // The previous attempt's figures (iteration, ETA) are stale: keep only where it can resume from.
+      const previous = heartbeatDetails?.progress;
+      let lastProgress: StepProgress = {
+        message: info.attempt > 1 ? `attempt ${info.attempt} starting` : 'starting',
+        ...(previous?.checkpoint
+          ? { checkpoint: previous.checkpoint, checkpointIteration: previous.checkpointIteration }
+          : {}),
+      };
       const beat = () =>
         activity.heartbeat({ progress: lastProgress, atMs: Date.now() } satisfies StepHeartbeat);
       // Heartbeats prove the worker is alive even while a kind reports nothing; they also carry
@@ -202,6 +209,15 @@ export function createRunStep(deps: RunStepDeps) {
       );
       beat();
       let outputs: StepOutputs;
+      const log = {
+        info: (message: string, fields?: Record<string, unknown>) => {
+          activity.log.info(`${step.label}: ${message}`, fields);
+        },
+        warn: (message: string, fields?: Record<string, unknown>) => {
+          activity.log.warn(`${step.label}: ${message}`, fields);
+        },
+      };
+      let resumedFrom: CheckpointCandidate | undefined;
       const { ctx, annotations } = createStepContext({
         store,
         workDir,
@@ -209,28 +225,29 @@ export function createRunStep(deps: RunStepDeps) {
           lastProgress = progress;
           beat();
         },
-        resumeFrom: heartbeatDetails?.progress,
+        resumeFrom: previous,
+        checkpoints: stepCheckpoints({
+          index: createCheckpointIndex(store, cacheKey),
+          heartbeat: previous,
+          runId: input.runId,
+          ownRunOnly: input.noCache,
+          log,
+          onResumed: (c) => (resumedFrom = c),
+        }),
         attempt: info.attempt,
         signal: activity.cancellationSignal,
-        log: {
-          info: (message, fields) => {
-            activity.log.info(`${step.label}: ${message}`, fields);
-          },
-          warn: (message, fields) => {
-            activity.log.warn(`${step.label}: ${message}`, fields);
-          },
-        },
+        log,
       });
       const startedAt = new Date();
       try {
-        // A kind that ignores ctx.signal still stops being waited for once the step is cancelled.
-        outputs = await Promise.race([
-          kind.run(params, ctx),
-          activity.cancelled.then(() => undefined as never),
-        ]);
+        // On cancellation the kind saves what a retry needs and stops; only then is its directory
+        // removed. One that ignores ctx.signal is abandoned after the grace period.
+        outputs = await untilStopped(kind.run(params, ctx), activity.cancellationSignal, STOP_GRACE_MS, () =>
+          log.warn(`did not stop within ${STOP_GRACE_MS / 1000} s of being cancelled; abandoned`),
+        );
       } finally {
         clearInterval(timer);
-        await rm(workDir, { recursive: true, force: true });
+        await removeWorkDir(workDir);
       }
       for (const [name, spec] of Object.entries(kind.outputs)) {
         if (name in outputs) continue;
@@ -260,7 +277,20 @@ export function createRunStep(deps: RunStepDeps) {
         },
         cacheKey,
         params,
-        inputs,
+        inputs: [
+          ...inputs,
+          // The checkpoint a resumed step continued from is an input like any other.
+          ...(resumedFrom
+            ? [
+                {
+                  path: '#resumedFrom',
+                  uri: resumedFrom.ref.uri,
+                  digest: resumedFrom.ref.digest,
+                  mediaType: resumedFrom.ref.mediaType,
+                },
+              ]
+            : []),
+        ],
         outputs,
         metrics,
         parents: step.needs,
@@ -304,7 +334,18 @@ export function createRunStep(deps: RunStepDeps) {
       // Independent writes, so in parallel; all are done before the step reports success.
       await Promise.all([
         lineage.complete(endedAt, Object.values(outputs).filter(isArtifactRef)),
-        writeStepRecord({ status: 'done', outputs, provenance }, startedAt, endedAt),
+        writeStepRecord(
+          {
+            status: 'done',
+            outputs,
+            provenance,
+            ...(resumedFrom
+              ? { resumedFrom: { iteration: resumedFrom.iteration, checkpoint: resumedFrom.ref } }
+              : {}),
+          },
+          startedAt,
+          endedAt,
+        ),
         ...Object.entries(outputs).map(([name, v]) =>
           isArtifactRef(v) ? recordProducer(name, v.digest) : undefined,
         ),
@@ -313,7 +354,7 @@ export function createRunStep(deps: RunStepDeps) {
       return { cached: false, durationMs: Date.now() - started };
 
       async function writeStepRecord(
-        r: Pick<StepRecord, 'status' | 'outputs' | 'provenance'>,
+        r: Pick<StepRecord, 'status' | 'outputs' | 'provenance' | 'resumedFrom'>,
         s: Date = new Date(started),
         e: Date = new Date(),
       ): Promise<void> {
@@ -334,7 +375,14 @@ export function createRunStep(deps: RunStepDeps) {
     } catch (err) {
       const cancelled = err instanceof CancelledFailure || activity.cancellationSignal.aborted;
       await lineage?.fail(new Date(), err instanceof Error ? err.message : String(err), cancelled);
-      if (cancelled) throw err;
+      if (err instanceof CancelledFailure) throw err;
+      if (activity.cancellationSignal.aborted) {
+        // The kind stopped because it was asked to: report the attempt as cancelled (Temporal retries a
+        // worker shutdown's elsewhere), not as the kind's own "stopped" error.
+        activity.log.info(`${step.label}: ${errorMessage(err)}`);
+        const reason: unknown = activity.cancellationSignal.reason;
+        throw reason instanceof CancelledFailure ? reason : new CancelledFailure(String(reason));
+      }
       throw err instanceof AblateError ? nonRetryable(err) : err;
     }
   };

@@ -5,13 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { ArtifactStore } from '../../infra/store/index';
 import type { JsonValue, StepOutputs } from '../../workflows/plan-types';
-import type { StepContext, StepKind, StepLogger, StepProgress } from './step-kind';
+import { stepCheckpoints } from './checkpoint-index';
+import type { StepCheckpoints, StepContext, StepKind, StepLogger, StepProgress } from './step-kind';
+import { withWorkDir } from './work-dirs';
 
 export interface StepContextOptions {
   store: ArtifactStore;
@@ -19,6 +20,8 @@ export interface StepContextOptions {
   workDir: string;
   heartbeat?: (progress: StepProgress) => void;
   resumeFrom?: StepProgress;
+  /** Checkpoints by cache key; default: only the one in `resumeFrom`. */
+  checkpoints?: StepCheckpoints;
   attempt?: number;
   signal?: AbortSignal;
   log?: StepLogger;
@@ -38,6 +41,8 @@ export const consoleLogger: StepLogger = {
 export function createStepContext(options: StepContextOptions): BuiltStepContext {
   const { store, workDir } = options;
   const annotations: Record<string, JsonValue> = {};
+  const signal = options.signal ?? new AbortController().signal;
+  const log = options.log ?? consoleLogger;
   let workDirMade = false;
   const ctx: StepContext = {
     // Made on first use: most steps never need scratch space, and a mkdir per step adds up.
@@ -49,6 +54,8 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       return workDir;
     },
     async fetch(ref) {
+      // A cancelled step starts no new transfer (reads are what a stopping step no longer needs).
+      signal.throwIfAborted();
       const dest = join(
         ctx.workDir,
         'inputs',
@@ -58,14 +65,18 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       await store.get(ref, dest);
       return dest;
     },
-    readBytes: (ref) => store.getBytes(ref),
+    readBytes: async (ref) => {
+      signal.throwIfAborted();
+      return store.getBytes(ref);
+    },
     publish: (path, opts) => store.put(path, opts),
     publishBytes: (data, opts) => store.putBytes(data, opts),
     heartbeat: options.heartbeat ?? (() => undefined),
     resumeFrom: options.resumeFrom,
+    checkpoints: options.checkpoints ?? stepCheckpoints({ heartbeat: options.resumeFrom, log }),
     attempt: options.attempt ?? 1,
-    signal: options.signal ?? new AbortController().signal,
-    log: options.log ?? consoleLogger,
+    signal,
+    log,
     annotate(facts) {
       Object.assign(annotations, facts);
     },
@@ -82,8 +93,7 @@ export async function runStepLocally<P>(
   params: P,
   options: Omit<StepContextOptions, 'workDir'> & { onProgress?: (p: StepProgress) => void },
 ): Promise<{ outputs: StepOutputs; annotations: Record<string, JsonValue> }> {
-  const workDir = await mkdtemp(join(tmpdir(), `ablate-${kind.name}-`));
-  try {
+  return withWorkDir(kind.name, async (workDir) => {
     const { ctx, annotations } = createStepContext({
       ...options,
       workDir,
@@ -91,7 +101,5 @@ export async function runStepLocally<P>(
     });
     const outputs = await kind.run(params, ctx);
     return { outputs, annotations };
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
+  });
 }

@@ -18,8 +18,33 @@ export interface StepProgress {
   etaSec?: number;
   /** The latest checkpoint; a retried attempt resumes from it. */
   checkpoint?: ArtifactRef;
+  /** The iteration `checkpoint` was saved at. */
+  checkpointIteration?: number;
   /** Anything else the kind needs to resume. Small JSON only. */
   state?: JsonValue;
+}
+
+/** A checkpoint a step may resume from. */
+export interface CheckpointCandidate {
+  iteration: number;
+  ref: ArtifactRef;
+  /** Where it was found: the previous attempt's heartbeat, or the index of the step's cache key. */
+  source: 'heartbeat' | 'index';
+}
+
+/**
+ * The checkpoints of a step's configuration (its cache key), across attempts and runs. Loading and
+ * verifying one is the step's business (only it knows the format); this finds and keeps them.
+ */
+export interface StepCheckpoints {
+  /** Where to resume, newest first (not yet verified: try each in turn, `rejected` the bad ones). */
+  candidates(): Promise<CheckpointCandidate[]>;
+  /** Record a checkpoint just published; keeps the newest `keep` (default 3) and deletes older ones. */
+  saved(iteration: number, ref: ArtifactRef, keep?: number): Promise<void>;
+  /** A candidate failed to load: warn and forget it, so no attempt tries it again. */
+  rejected(candidate: CheckpointCandidate, err: unknown): Promise<void>;
+  /** The step resumed from `candidate` (goes to provenance, lineage and the run summary). */
+  resumed(candidate: CheckpointCandidate): void;
 }
 
 /** Minimal structured logger handed to steps. */
@@ -44,12 +69,21 @@ export interface StepContext {
   heartbeat(progress: StepProgress): void;
   /** The last progress a previous attempt of this step reported, if any: where to resume. */
   resumeFrom: StepProgress | undefined;
+  /** Checkpoints saved for this step's configuration by any attempt or run. */
+  checkpoints: StepCheckpoints;
   /** 1 for the first attempt. */
   attempt: number;
-  /** Aborted when the step is cancelled or its worker shuts down. */
+  /**
+   * Aborted when the step is cancelled or its worker shuts down. A step then saves what a retry needs
+   * (a final checkpoint) and stops within a bounded time (30 s): the runner waits for it to stop before
+   * it removes the work directory.
+   */
   signal: AbortSignal;
   log: StepLogger;
-  /** Add facts to this run's provenance record, e.g. `{ tfjsBackend: 'wasm', device: 'cpu' }`. */
+  /**
+   * Add facts to this run's provenance record, e.g. `{ tfjsBackend: 'wasm', device: 'cpu' }`. Facts
+   * that differ between otherwise identical runs (timings) belong here, not in the outputs.
+   */
   annotate(facts: Record<string, JsonValue>): void;
 }
 

@@ -118,6 +118,7 @@ export function reportOutcome(session: Session, runId: string, outcome: WatchOut
         status: s.status,
         outputs: s.outputs ?? {},
         ...(s.error ? { error: s.error } : {}),
+        ...(s.resumedFrom ? { resumedFrom: s.resumedFrom } : {}),
       };
     }
     console.log(

@@ -50,7 +50,7 @@ export const DEFAULT_MAX_CELLS = 10_000;
 /** Step defaults when neither the kind nor the pipeline sets them. */
 export const STEP_DEFAULTS = {
   timeoutMs: 3_600_000,
-  heartbeatTimeoutMs: 60_000,
+  heartbeatTimeoutMs: 30_000,
   retry: {
     maxAttempts: 3,
     initialIntervalMs: 1000,

@@ -41,5 +41,5 @@ export const datasetImportKind = defineKind<DatasetImportParams>({
     files: { type: 'value', description: 'Number of files.', schema: { type: 'integer' } },
     bytes: { type: 'value', description: 'Total size in bytes.', schema: { type: 'integer' } },
   },
-  defaults: { timeoutMs: 6 * 3600_000, heartbeatTimeoutMs: 300_000 },
+  defaults: { timeoutMs: 6 * 3600_000, heartbeatTimeoutMs: 30_000 },
 });

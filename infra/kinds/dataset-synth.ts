@@ -107,5 +107,5 @@ export const datasetSynthKind = defineKind<DatasetSynthParams>({
       mediaType: 'image/png',
     },
   },
-  defaults: { timeoutMs: 4 * 3600_000, heartbeatTimeoutMs: 120_000 },
+  defaults: { timeoutMs: 4 * 3600_000, heartbeatTimeoutMs: 30_000 },
 });

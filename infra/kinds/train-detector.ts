@@ -38,6 +38,7 @@ export const DETECTOR_DEFAULTS = {
   imageSize: 64,
   seed: 0,
   checkpointEvery: 100,
+  keepCheckpoints: 3,
   evalEvery: 0,
   // The paper's per-GPU batch.
   bnImagesPerReplica: 2,
@@ -48,7 +49,8 @@ const backendEnum = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 /** `train.detector`. */
 export const trainDetectorKind = defineKind<TrainDetectorParams>({
   name: 'train.detector',
-  version: '1',
+  // 2: wall-clock figures (imagesPerSec, resumedFrom) left the metrics output for provenance.
+  version: '2',
   summary:
     'Train a detector (ResNet + FPN-lite + CenterNet head) from ImageNet pre-training or from scratch.',
   queue: 'gpu',
@@ -92,6 +94,12 @@ export const trainDetectorKind = defineKind<TrainDetectorParams>({
       imageSize: { type: 'integer', minimum: 32, maximum: 2048, multipleOf: 32, default: 64 },
       seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
       checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
+      keepCheckpoints: {
+        type: 'integer',
+        minimum: 1,
+        default: 3,
+        description: 'Checkpoints kept (the newest); older ones are deleted as training goes.',
+      },
       evalEvery: { type: 'integer', minimum: 0, default: 0 },
       bnImagesPerReplica: { type: 'integer', minimum: 1, default: 2 },
       gnGroups: { type: 'integer', minimum: 1 },
@@ -134,11 +142,12 @@ export const trainDetectorKind = defineKind<TrainDetectorParams>({
     },
     metrics: {
       type: 'value',
-      description: 'AP, AP50, AP75 (COCO evaluator, 0..1) on val; iterations; schedule; backend.',
+      description: 'AP, AP50, AP75 (COCO evaluator, 0..1) on val; iterations; finalLoss; schedule.',
       schema: metricsSchema,
     },
   },
-  // Minutes per 1x at demo scale; hours at full scale. Heartbeats come every iteration, so a lost
-  // worker is noticed within the heartbeat timeout and the retry resumes from the last checkpoint.
-  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 10 * 60_000, retry: { maxAttempts: 5 } },
+  // Minutes per 1x at demo scale; hours at full scale. Heartbeats come between iterations (and the
+  // runner beats every few seconds), so a lost worker is noticed within 30 s and the retry, on another
+  // worker, resumes from the newest checkpoint of this configuration.
+  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 30_000, retry: { maxAttempts: 5 } },
 });

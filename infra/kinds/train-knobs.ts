@@ -37,6 +37,8 @@ export interface TrainingKnobs {
   seed: number;
   /** Checkpoint every N iterations (0: never). */
   checkpointEvery: number;
+  /** Checkpoints kept for this configuration; older ones are deleted as training goes. @default 3 */
+  keepCheckpoints?: number;
   /** bn: images per simulated replica (per-GPU batch). */
   bnImagesPerReplica: number;
   /** GroupNorm groups. @default 8 for tiny, 32 otherwise */

@@ -27,6 +27,7 @@ export const PRETRAIN_DEFAULTS = {
   imageSize: 64,
   seed: 0,
   checkpointEvery: 100,
+  keepCheckpoints: 3,
   // The usual per-GPU ImageNet batch.
   bnImagesPerReplica: 32,
 };
@@ -34,7 +35,8 @@ export const PRETRAIN_DEFAULTS = {
 /** `train.pretrain`. */
 export const trainPretrainKind = defineKind<TrainPretrainParams>({
   name: 'train.pretrain',
-  version: '1',
+  // 2: wall-clock figures (imagesPerSec, resumedFrom) left the metrics output for provenance.
+  version: '2',
   summary: 'Pre-train a ResNet backbone by classification on an ImageNet-layout dataset.',
   queue: 'gpu',
   withSchema: {
@@ -60,6 +62,12 @@ export const trainPretrainKind = defineKind<TrainPretrainParams>({
       imageSize: { type: 'integer', minimum: 32, maximum: 1024, multipleOf: 32, default: 64 },
       seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
       checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
+      keepCheckpoints: {
+        type: 'integer',
+        minimum: 1,
+        default: 3,
+        description: 'Checkpoints kept (the newest); older ones are deleted as training goes.',
+      },
       bnImagesPerReplica: { type: 'integer', minimum: 1, default: 32 },
       gnGroups: { type: 'integer', minimum: 1 },
       memoryLimitMb: { type: 'integer', minimum: 1 },
@@ -80,9 +88,10 @@ export const trainPretrainKind = defineKind<TrainPretrainParams>({
     },
     metrics: {
       type: 'value',
-      description: 'top1 (val accuracy, 0..1), iterations, schedule, backend.',
+      description: 'top1 (val accuracy, 0..1), iterations, finalLoss.',
       schema: metricsSchema,
     },
   },
-  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 10 * 60_000, retry: { maxAttempts: 5 } },
+  // A lost worker is noticed within 30 s (heartbeats come between iterations); see train-detector.ts.
+  defaults: { timeoutMs: 48 * 3600_000, heartbeatTimeoutMs: 30_000, retry: { maxAttempts: 5 } },
 });

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { kindValidator } from '../../infra/compiler/kind-schemas';
 import { AblateError } from '../../infra/errors';
 import { openStore, type ArtifactStore } from '../../infra/store/index';
-import type { ArtifactRef } from '../../workflows/plan-types';
+import type { ArtifactRef, JsonValue } from '../../workflows/plan-types';
 import { datasetSynth } from '../../activities/kinds/dataset/synth-kind';
 import { runStepLocally } from '../../activities/runtime/step-context';
 import type { StepProgress } from '../../activities/runtime/step-kind';
@@ -123,7 +123,9 @@ describe('training kinds', () => {
     assert.equal(last.totalIterations, 12);
     assert.ok(Number.isFinite(last.loss) && (last.imagesPerSec ?? 0) > 0 && last.etaSec === 0);
 
-    // Interrupt after iteration 6 (the last checkpoint is from iteration 4), then retry from the heartbeat.
+    // Interrupt after iteration 6 (the last periodic checkpoint is from iteration 4): the step saves a
+    // final checkpoint at iteration 6, which holds the AP point evaluated there, and the retry resumes
+    // from it.
     const abort = new AbortController();
     let lastSeen: StepProgress | undefined;
     await assert.rejects(
@@ -136,12 +138,17 @@ describe('training kinds', () => {
           if (p.iteration === 6) abort.abort('worker shutdown');
         },
       }),
-      /training stopped at iteration 6\/12: worker shutdown/,
+      /training stopped at iteration 6\/12: worker shutdown; it resumes from the checkpoint at iteration 6/,
     );
-    assert.equal(lastSeen?.checkpoint?.digest, progress[3]?.checkpoint?.digest);
+    assert.equal(lastSeen?.checkpointIteration, 6);
+    assert.notEqual(lastSeen?.checkpoint?.digest, progress[3]?.checkpoint?.digest);
     const resumed = await runStepLocally(trainDetector, base, { store, log: quiet, resumeFrom: lastSeen });
-    const m = resumed.outputs.metrics as Record<string, unknown>;
-    assert.equal(m.resumedFrom, 4);
+    assert.deepEqual(resumed.annotations.resumedFrom, {
+      iteration: 6,
+      checkpoint: lastSeen?.checkpoint as unknown as JsonValue,
+    });
+    assert.ok((resumed.annotations.imagesPerSec as number) > 0);
+    assert.deepEqual(resumed.outputs.metrics, whole.outputs.metrics, 'metrics hold no wall-clock figures');
     for (const name of ['weights', 'lossCurve', 'apCurve', 'detections'] as const) {
       assert.equal(
         (resumed.outputs[name] as ArtifactRef).digest,

@@ -18,14 +18,16 @@
  * All three rely on 4.22 internals, so they run only when the installed version is the pinned one and
  * the patch anchor is found; otherwise the backend starts single-threaded and says why.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 
 import type * as TfType from '@tensorflow/tfjs';
 import type { BackendChoice } from '../../../infra/kinds/train-knobs';
+
+import { workDirPath } from '../../runtime/work-dirs';
 
 /** The tfjs version the wasm thread patches and the fast gradients were verified against. */
 export const TFJS_PINNED_VERSION = '4.22.0';
@@ -252,7 +254,10 @@ async function patchWasmThreads(tf: Tf, wasmVersion: string, threads: number): P
   const workerSource = wasmWorkerContents
     .replace(/\n/g, '\\n')
     .replace(anchor, `importScripts(${JSON.stringify(gluePath)});`);
-  const dir = await mkdtemp(join(os.tmpdir(), 'ablate-wasm-'));
+  // Needed as long as the process runs (pthreads load it); removed at exit, or swept after a SIGKILL.
+  const dir = workDirPath('wasm');
+  await mkdir(dir, { recursive: true });
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const workerPath = join(dir, 'tfjs-backend-wasm-threaded-simd.worker.cjs');
   await writeFile(workerPath, workerSource);
 

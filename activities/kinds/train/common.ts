@@ -36,6 +36,27 @@ export async function startRuntime(ctx: StepContext, force?: BackendChoice): Pro
   return runtime;
 }
 
+/**
+ * Wall-clock facts of a training attempt go to provenance (beside the results), never into the
+ * outputs: an interrupted-and-resumed run must give byte-identical metrics to an uninterrupted one.
+ */
+export function annotateTiming(
+  ctx: StepContext,
+  result: { imagesPerSec: number; resumedFrom?: { iteration: number; checkpoint: ArtifactRef } },
+): void {
+  ctx.annotate({
+    imagesPerSec: Math.round(result.imagesPerSec * 100) / 100,
+    ...(result.resumedFrom
+      ? {
+          resumedFrom: {
+            iteration: result.resumedFrom.iteration,
+            checkpoint: result.resumedFrom.checkpoint as unknown as JsonValue,
+          },
+        }
+      : {}),
+  });
+}
+
 /** `sha256:` digest of the canonical JSON (sorted keys) of `value`: identifies a training configuration. */
 export function configDigest(value: unknown): string {
   return `sha256:${contentHash(value)}`;

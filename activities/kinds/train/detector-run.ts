@@ -10,7 +10,7 @@ import { cocoNamedStats } from '../eval/report';
 import { evaluateCoco, prepareCocoGroundTruth } from '../eval/coco';
 import type { RgbImage } from '../dataset/index';
 import type { StepContext } from '../../runtime/step-kind';
-import { configDigest, loadPretrainedBackbone, publishWeights, startRuntime } from './common';
+import { annotateTiming, configDigest, loadPretrainedBackbone, publishWeights, startRuntime } from './common';
 import {
   detectionBatch,
   ImageCache,
@@ -161,6 +161,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
       batchSize: p.batchSize,
       seed: p.seed,
       checkpointEvery: p.checkpointEvery,
+      keepCheckpoints: p.keepCheckpoints,
       configDigest: digest,
       memoryLimitBytes:
         p.memoryLimitMb !== undefined ? p.memoryLimitMb * 1024 * 1024 : memoryLimitFor(runtime),
@@ -203,20 +204,14 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
     const metrics = {
       ...final.metrics,
       iterations: result.iterations,
-      imagesPerSec: round(result.imagesPerSec, 2),
       finalLoss: result.lossCurve[result.lossCurve.length - 1]?.[1] ?? null,
       schedule: `${schedule.multiple}x`,
       decayAt: schedule.decayAt,
       backend: runtime.backend,
-      resumedFrom: result.resumedFrom,
     } as unknown as JsonValue;
+    annotateTiming(ctx, result);
     return { weights, detections, lossCurve, apCurve: apCurveRef, metrics };
   } finally {
     params.dispose();
   }
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }

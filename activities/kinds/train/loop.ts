@@ -8,8 +8,11 @@
  * position, the loss-curve accumulator) or derived from the seed (the per-epoch permutation).
  *
  * Failure modes handled here:
- *  - cancellation / worker shutdown (`ctx.signal`): stops between iterations with a plain (retryable)
- *    error; the retry resumes from the checkpoint in the last heartbeat.
+ *  - cancellation / worker shutdown (`ctx.signal`): stops between iterations, writes a final checkpoint
+ *    at the current iteration (bounded by `stopGraceMs`), then throws a plain (retryable) error; the
+ *    retry, a new run of the same configuration or `ablate resume` continues from it;
+ *  - a checkpoint that does not load (corrupt, missing, other shapes or configuration): a warning, and
+ *    the next older one of `ctx.checkpoints` is tried (from iteration 0 when none is left);
  *  - NaN or infinite loss, or non-finite weights at a checkpoint: a permanent Diverged error naming the
  *    iteration; the last good checkpoint stays the one in the last heartbeat.
  *  - a batch too large for memory: a pre-flight estimate (profiled at batch 1 and 2, extrapolated) against
@@ -24,7 +27,8 @@ import type * as TfType from '@tensorflow/tfjs';
 import type { AblateError } from '../../../infra/errors';
 import { ErrorType, errorMessage, permanent } from '../../../infra/errors';
 import type { ArtifactRef, JsonValue } from '../../../workflows/plan-types';
-import type { StepContext } from '../../runtime/step-kind';
+import { DEFAULT_KEEP_CHECKPOINTS, isUnusableCheckpoint } from '../../runtime/checkpoint-index';
+import type { CheckpointCandidate, StepContext } from '../../runtime/step-kind';
 import type { TrainingRuntime } from './backend';
 import { checkShapes, decodeCheckpoint, writeCheckpointFile, type HostTensor } from './checkpoint';
 import { SgdMomentum } from './optimizer';
@@ -74,7 +78,14 @@ export interface TrainOptions<B> {
   evaluation?: PeriodicEval;
   /** Memory the step may use; undefined: 4 GiB on wasm, 75% of RAM on cpu, no pre-flight on native. */
   memoryLimitBytes?: number;
+  /** Checkpoints kept for this configuration (older ones are deleted as training goes). @default 3 */
+  keepCheckpoints?: number;
+  /** How long the final checkpoint of a stopping step may take. @default 30000 */
+  stopGraceMs?: number;
 }
+
+/** Default bound on writing the final checkpoint when a step is stopped. */
+export const STOP_GRACE_MS = 30_000;
 
 /** What the loop reports back. */
 export interface TrainResult {
@@ -82,10 +93,10 @@ export interface TrainResult {
   /** [iteration (1-based, end of window), mean loss over the window]. */
   lossCurve: Array<[number, number]>;
   evalCurve: Array<{ iteration: number } & Record<string, number>>;
-  /** Images per second over the iterations this attempt ran. */
+  /** Images per second over the iterations this attempt ran (wall clock: not a result). */
   imagesPerSec: number;
-  /** The iteration this attempt resumed from (0 for a fresh start). */
-  resumedFrom: number;
+  /** The checkpoint this attempt continued from, if any. */
+  resumedFrom?: { iteration: number; checkpoint: ArtifactRef };
   lastCheckpoint?: ArtifactRef;
 }
 
@@ -141,13 +152,36 @@ export async function runTraining<B>(options: TrainOptions<B>): Promise<TrainRes
     windowCount: 0,
   };
   let lastCheckpoint: ArtifactRef | undefined;
-  const resume = ctx.resumeFrom?.checkpoint;
-  if (resume) {
-    state = await restore(options, optimizer, resume);
-    lastCheckpoint = resume;
-    ctx.log.info('resuming training from checkpoint', { iteration: state.iteration, checkpoint: resume.uri });
+  let lastCheckpointIteration: number | undefined;
+  let resumedFrom: TrainResult['resumedFrom'];
+  for (const candidate of await ctx.checkpoints.candidates()) {
+    let restored: LoopState;
+    try {
+      restored = await restore(options, optimizer, candidate.ref);
+    } catch (err) {
+      if (!isUnusableCheckpoint(err)) throw err;
+      await ctx.checkpoints.rejected(candidate, err);
+      continue;
+    }
+    state = restored;
+    lastCheckpoint = candidate.ref;
+    lastCheckpointIteration = state.iteration;
+    resumedFrom = { iteration: state.iteration, checkpoint: candidate.ref };
+    ctx.checkpoints.resumed({ ...candidate, iteration: state.iteration } satisfies CheckpointCandidate);
+    ctx.log.info('resuming training from checkpoint', {
+      iteration: state.iteration,
+      checkpoint: candidate.ref.uri,
+    });
+    break;
   }
-  const resumedFrom = state.iteration;
+  const startIteration = state.iteration;
+  const keep = options.keepCheckpoints ?? DEFAULT_KEEP_CHECKPOINTS;
+  const checkpoint = async (): Promise<void> => {
+    assertFiniteWeights(options, state.iteration, lastCheckpoint);
+    lastCheckpoint = await saveCheckpoint(options, optimizer, state, augRng);
+    lastCheckpointIteration = state.iteration;
+    await ctx.checkpoints.saved(state.iteration, lastCheckpoint, keep);
+  };
   const augRng = createRng(state.augRng);
   let order = epochOrder(seed, state.epoch, task.numSamples);
   const nextIndices = (): number[] => {
@@ -167,8 +201,10 @@ export async function runTraining<B>(options: TrainOptions<B>): Promise<TrainRes
   let stepMsEma: number | undefined;
   while (state.iteration < total) {
     if (ctx.signal.aborted) {
+      await finalCheckpoint();
       throw new Error(
-        `training stopped at iteration ${state.iteration}/${total}: ${String(ctx.signal.reason ?? 'aborted')}`,
+        `training stopped at iteration ${state.iteration}/${total}: ${String(ctx.signal.reason ?? 'aborted')}` +
+          (lastCheckpoint ? `; it resumes from the checkpoint at iteration ${lastCheckpointIteration}` : ''),
       );
     }
     const t0 = performance.now();
@@ -213,17 +249,18 @@ export async function runTraining<B>(options: TrainOptions<B>): Promise<TrainRes
     const stepMs = performance.now() - t0;
     stepMsEma = stepMsEma === undefined ? stepMs : 0.9 * stepMsEma + 0.1 * stepMs;
 
+    // Evaluate before checkpointing: the checkpoint then holds this iteration's point of the AP
+    // curve, and a run resumed from it does not miss it.
+    if (options.evaluation && state.iteration % options.evaluation.every === 0) {
+      const metrics = await options.evaluation.run(state.iteration);
+      state.evalCurve.push({ iteration: state.iteration, ...metrics });
+    }
     if (
       options.checkpointEvery > 0 &&
       state.iteration % options.checkpointEvery === 0 &&
       state.iteration < total
     ) {
-      assertFiniteWeights(options, state.iteration, lastCheckpoint);
-      lastCheckpoint = await saveCheckpoint(options, optimizer, state, augRng);
-    }
-    if (options.evaluation && state.iteration % options.evaluation.every === 0) {
-      const metrics = await options.evaluation.run(state.iteration);
-      state.evalCurve.push({ iteration: state.iteration, ...metrics });
+      await checkpoint();
     }
     ctx.heartbeat({
       message: `iteration ${state.iteration}/${total} loss ${loss.toFixed(4)} lr ${lr.toPrecision(3)}`,
@@ -233,6 +270,7 @@ export async function runTraining<B>(options: TrainOptions<B>): Promise<TrainRes
       imagesPerSec: batchSize / (stepMsEma / 1000),
       etaSec: ((total - state.iteration) * stepMsEma) / 1000,
       checkpoint: lastCheckpoint,
+      checkpointIteration: lastCheckpointIteration,
     });
   }
   assertFiniteWeights(options, state.iteration, lastCheckpoint);
@@ -242,10 +280,44 @@ export async function runTraining<B>(options: TrainOptions<B>): Promise<TrainRes
     iterations: state.iteration,
     lossCurve: state.lossCurve,
     evalCurve: state.evalCurve,
-    imagesPerSec: seconds > 0 ? ((state.iteration - resumedFrom) * batchSize) / seconds : 0,
+    imagesPerSec: seconds > 0 ? ((state.iteration - startIteration) * batchSize) / seconds : 0,
     resumedFrom,
     lastCheckpoint,
   };
+
+  /**
+   * The checkpoint of a stopping step: at the current iteration unless one exists there already, and
+   * bounded in time (a slow store must not keep a cancelled step alive: the last periodic one remains).
+   */
+  async function finalCheckpoint(): Promise<void> {
+    if (state.iteration === 0 || lastCheckpointIteration === state.iteration) return;
+    const graceMs = options.stopGraceMs ?? STOP_GRACE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    try {
+      const outcome = await Promise.race([checkpoint().then(() => 'saved' as const), timedOut]);
+      if (outcome === 'timeout') {
+        ctx.log.warn(
+          `the final checkpoint at iteration ${state.iteration} took over ${graceMs} ms; not waiting`,
+        );
+        return;
+      }
+      ctx.heartbeat({
+        message: `stopped at iteration ${state.iteration}/${total}, checkpoint saved`,
+        iteration: state.iteration,
+        totalIterations: total,
+        checkpoint: lastCheckpoint,
+        checkpointIteration: lastCheckpointIteration,
+      });
+    } catch (err) {
+      // Diverged weights or a failing store: the last periodic checkpoint is still there.
+      ctx.log.warn(`no final checkpoint at iteration ${state.iteration}: ${errorMessage(err)}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 }
 
 function diverged(iteration: number, loss: number, lr: number, last: ArtifactRef | undefined): AblateError {

@@ -4,7 +4,7 @@ import type * as TfType from '@tensorflow/tfjs';
 import { ErrorType, permanent } from '../../../infra/errors';
 import type { JsonValue, StepOutputs } from '../../../workflows/plan-types';
 import type { StepContext } from '../../runtime/step-kind';
-import { configDigest, publishWeights, startRuntime } from './common';
+import { annotateTiming, configDigest, publishWeights, startRuntime } from './common';
 import { classificationBatch, ImageCache, loadClassificationSet, type ClassificationBatch } from './data';
 import { createClassifier } from './detector';
 import { memoryLimitFor, runTraining } from './loop';
@@ -60,6 +60,7 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
       batchSize: p.batchSize,
       seed: p.seed,
       checkpointEvery: p.checkpointEvery,
+      keepCheckpoints: p.keepCheckpoints,
       configDigest: configDigest({ kind: 'train.pretrain', ...p, dataset: p.dataset.digest }),
       memoryLimitBytes:
         p.memoryLimitMb !== undefined ? p.memoryLimitMb * 1024 * 1024 : memoryLimitFor(runtime),
@@ -107,12 +108,11 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
     const metrics = {
       top1,
       iterations: result.iterations,
-      imagesPerSec: Math.round(result.imagesPerSec * 100) / 100,
       finalLoss: result.lossCurve[result.lossCurve.length - 1]?.[1] ?? null,
       classes: k,
       backend: runtime.backend,
-      resumedFrom: result.resumedFrom,
     } as unknown as JsonValue;
+    annotateTiming(ctx, result);
     return { weights, lossCurve, metrics };
   } finally {
     params.dispose();

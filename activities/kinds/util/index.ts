@@ -3,6 +3,7 @@
  * small artifacts, and one fails on purpose.
  */
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AblateError, ErrorType } from '../../../infra/errors';
 import {
   utilWriteKind,
@@ -65,7 +66,8 @@ export const utilFail = implementKind(utilFailKind, import.meta.url, async (para
 });
 
 /** `utilNoop`'s implementation (its descriptor: infra/kinds). */
-export const utilNoop = implementKind(utilNoopKind, import.meta.url, async (params) => {
-  if (params.sleepMs) await new Promise((r) => setTimeout(r, params.sleepMs));
+export const utilNoop = implementKind(utilNoopKind, import.meta.url, async (params, ctx) => {
+  // The sleep ends early when the step is cancelled (the runner waits for a cancelled step to stop).
+  if (params.sleepMs) await sleep(params.sleepMs, undefined, { signal: ctx.signal });
   return { tag: params.tag ?? null };
 });

@@ -14,6 +14,7 @@ import { getCommand } from './get';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
+import { resumeCommand } from './resume';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
 import { scheduleCommand } from './schedule';
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   runCommand,
   statusCommand,
   cancelCommand,
+  resumeCommand,
   runsCommand,
   scheduleCommand,
   workerCommand,

@@ -10,9 +10,9 @@ export const workerCommand: Command = {
   usage: `Usage: ablate worker --queue cpu|gpu [--slots N] [--no-workflows] [--allow-cpu-fallback]
 
 Polls the queue's Temporal task queue and runs its steps until stopped (Ctrl-C or SIGTERM: it stops
-taking work, gives running steps a few seconds, then cancels them so they retry elsewhere and resume
-from their last checkpoint; a second Ctrl-C stops at once). A cpu worker also runs the pipeline
-workflows unless --no-workflows.
+taking work, gives running steps a few seconds, then cancels them: a training step writes a final
+checkpoint first (within 30 s), and its retry on another worker resumes from it). A cpu worker also
+runs the pipeline workflows unless --no-workflows.
 
 A gpu worker first loads the GPU backend (@tensorflow/tfjs-node-gpu) and refuses to start when it
 cannot (exit code 3), so gpu steps never run on CPU unnoticed.
@@ -53,7 +53,9 @@ ${configFlagsHelp}`,
         `worker: queue ${queue} (${config.taskQueuePrefix}-${queue}), ${config.workerSlots[queue]} slot(s), Temporal ${session.address}, store ${session.store.url}`,
       );
       const stop = () => {
-        console.error('worker: stopping (running steps get 5 s, then retry elsewhere)');
+        console.error(
+          'worker: stopping (running steps get 5 s to finish; then they save a checkpoint and retry elsewhere)',
+        );
         void session.close();
       };
       if (interrupted.aborted) stop();
