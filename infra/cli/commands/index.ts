@@ -9,6 +9,7 @@ import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
+import { reportCommand } from './report';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
 import { statusCommand } from './status';
@@ -25,6 +26,7 @@ export const commands: readonly Command[] = [
   workerCommand,
   lineageCommand,
   verifyCommand,
+  reportCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
