@@ -46,6 +46,11 @@ export interface ReportStep {
   error?: string;
   /** From the provenance record; absent for steps that never finished. */
   lineage?: StepLineage;
+  /**
+   * Without a provenance record (a `report.html` step sees only its inputs): the artifacts its numbers
+   * came from, by digest.
+   */
+  sources?: Array<{ path: string; digest: string }>;
 }
 
 /** The provenance facts behind a step, trimmed for display. */

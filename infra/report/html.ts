@@ -26,6 +26,8 @@ export function stepAnchor(key: string): string {
 
 function lineageTitle(step: ReportStep | undefined): string {
   const l = step?.lineage;
+  if (step && !l)
+    return `${step.label}; ${(step.sources ?? []).map((i) => `${i.path} ${i.digest.slice(0, 19)}`).join('; ')}`;
   if (!step || !l) return '';
   const params = Object.entries(l.params)
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
@@ -97,6 +99,10 @@ function lineageHtml(steps: ReportStep[], known: Set<string>): string {
       if (s.startedAt)
         rows.push(
           `<tr><th>time</th><td>${esc(s.startedAt)} → ${esc(s.endedAt ?? '')} (${s.durationMs ?? 0} ms)</td></tr>`,
+        );
+      if (s.sources)
+        rows.push(
+          `<tr><th>inputs</th><td>${s.sources.map((i) => `${esc(i.path)}: <code>${esc(i.digest)}</code>`).join('<br>') || 'values only'}</td></tr>`,
         );
       if (l) {
         rows.push(

@@ -9,7 +9,7 @@
  * store renders to a bounded file that the browser opens. Screenshots go to test-artifacts/report/.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +21,7 @@ import { recordKeys, type RunSummary, type StepRecord } from '../../activities/r
 import { writeReport } from '../../infra/report/index';
 import { startRun, waitForRun } from '../../infra/runs';
 import { openStore } from '../../infra/store/index';
+import { isArtifactRef } from '../../workflows/plan-types';
 import { plan, testSession, type TestSession } from '../helpers/temporal';
 import { writeSyntheticRun } from './fixture';
 
@@ -104,6 +105,16 @@ const tiny = {
     evaluate: {
       uses: 'eval.coco',
       with: { gt: '${steps.scenes.outputs.val}', detections: '${steps.train.outputs.detections}' },
+    },
+    report: {
+      uses: 'report.html',
+      groupBy: [],
+      with: {
+        title: 'tiny study',
+        rows: '${steps.evaluate.outputs.metrics}',
+        apCurves: '${steps.train.outputs.apCurve}',
+        lossCurves: '${steps.train.outputs.lossCurve}',
+      },
     },
   },
 };
@@ -225,6 +236,31 @@ describe('HTML report in a browser', () => {
     assert.match(lineage ?? '', /sha256:[0-9a-f]{64}/);
     assert.match(lineage ?? '', /commit [0-9a-f]{40}|commit unknown/);
     await page.close();
+
+    // The report.html step's own file: the same tables and charts (no timeline: it runs inside the run).
+    const reportStep = s.steps.find((x) => x.label === 'report')!;
+    const stepHtml = reportStep.outputs!.html;
+    assert.ok(isArtifactRef(stepHtml));
+    const stepFile = join(out, 'tiny', 'step-report.html');
+    await writeFile(stepFile, await session.store.getBytes(stepHtml));
+    const fromStep = await openReport(browser, stepFile);
+    await fromStep.page.screenshot({ path: join(ARTIFACTS, 'tiny-step.png'), fullPage: true });
+    assert.deepEqual(fromStep.errors, []);
+    assert.deepEqual(fromStep.requests, []);
+    assert.deepEqual(
+      fromStep.facts.charts.map((c) => [c.id, c.marks > 0]),
+      [
+        ['chart-ap-iterations', true],
+        ['chart-ap-size', true],
+        ['chart-loss', true],
+      ],
+    );
+    assert.deepEqual(fromStep.facts.brokenLinks, []);
+    assert.deepEqual(
+      fromStep.facts.metrics.map((m) => [m.row, m.output, m.value]).sort(),
+      facts.metrics.map((m) => [m.row, m.output, m.value]).sort(),
+    );
+    await fromStep.page.close();
   });
 
   it('stays usable for an 86-cell run with seeds', async () => {
