@@ -32,6 +32,8 @@ export interface ReportCell {
   sources: Record<string, MetricSource>;
   /** Key of the cell's train.detector step, when it has one. */
   trainStep?: string;
+  /** Step template id -> key of the step this cell used (from the plan). */
+  steps: Record<string, string>;
 }
 
 /** One step as the report shows it (timeline and lineage). */
@@ -229,6 +231,7 @@ export async function gatherReport(store: ArtifactStore, runId: string): Promise
       metrics,
       sources,
       ...(trainStep ? { trainStep } : {}),
+      steps: planned?.steps ?? {},
     };
   });
   return {

@@ -4,6 +4,8 @@
  * per step, the curves of each train step, and the run summary. Numbers come from a seeded formula so
  * tests can recompute them.
  */
+import { createHash } from 'node:crypto';
+
 import type { ProvenanceRecord } from '../../activities/runtime/provenance';
 import { recordKeys, type RunSummary, type StepRecord } from '../../activities/runtime/run-records';
 import { axisLabel } from '../../infra/report/gather';
@@ -19,6 +21,8 @@ export interface SyntheticRunOptions {
   cells?: number;
   /** Loss points per train step. */
   lossPoints?: number;
+  /** A second run that differs: per cell id, an AP shift and extra train params. */
+  variant?: (cellId: string) => { apDelta: number; params: Record<string, JsonValue> } | undefined;
 }
 
 /** The AP the fixture records for a cell: deterministic, distinct per cell. */
@@ -54,7 +58,12 @@ export async function writeSyntheticRun(
     parents: string[],
     cached = false,
   ): Promise<string> => {
-    const key = hex(nextKey++).slice(-16);
+    // Content-addressed like the planner's keys: the same step in two runs has the same key.
+    const key = createHash('sha256')
+      .update(JSON.stringify({ uses, params, parents }))
+      .digest('hex')
+      .slice(0, 16);
+    nextKey++;
     steps.push({
       key,
       id,
@@ -133,7 +142,8 @@ export async function writeSyntheticRun(
             .map(([a, v]) => `${a}=${axisLabel(v)}`)
             .join(',');
           const sched = Number(schedule.replace('x', ''));
-          const ap = syntheticAp(init, sched, subset.images, seed ?? 0);
+          const change = o.variant?.(id);
+          const ap = syntheticAp(init, sched, subset.images, seed ?? 0) + (change?.apDelta ?? 0);
           const iterations = 100 * sched;
           const apCurve = await store.putJson({
             points: [1, 2, 3, 4].map((q) => ({
@@ -154,7 +164,7 @@ export async function writeSyntheticRun(
             'train',
             `train[${id}]`,
             'train.detector',
-            { init, schedule, seed: seed ?? 1 },
+            { init, schedule, seed: seed ?? 1, ...change?.params },
             { apCurve, lossCurve, metrics: { AP: ap, iterations } },
             [splits.get(subset.name)!, scenes],
           );

@@ -75,6 +75,7 @@ export const reportHtml = implementKind(reportHtmlKind, import.meta.url, async (
       status: 'completed',
       metrics,
       sources,
+      steps: {},
     });
     steps.push({
       key,

@@ -4,6 +4,7 @@
  */
 import type { Command } from '../command';
 import { cancelCommand } from './cancel';
+import { compareCommand } from './compare';
 import { dataCommand } from './data';
 import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
@@ -27,6 +28,7 @@ export const commands: readonly Command[] = [
   lineageCommand,
   verifyCommand,
   reportCommand,
+  compareCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
