@@ -82,6 +82,25 @@ describe('ablate compare and ablate report (synthetic runs)', () => {
     assert.ok(md.includes(`| 1x | 1k | ${ap('imagenet')} | ${ap('scratch')} | ${delta} |`), md);
   });
 
+  it('plots loss or AP of the run or one train step as SVG', async () => {
+    const all = join(dir, 'loss.svg');
+    const r = await ablate(['plot', 'run-a', '--metric', 'loss', '--out', all, '--store', storeUrl]);
+    assert.equal(r.code, 0, r.stderr);
+    const svg = await readFile(all, 'utf8');
+    assert.match(svg, /^<svg/);
+    // One line per cell (Vega draws each series of a line mark as its own mark group).
+    const lines = (s: string) => s.match(/class="mark-line role-mark/g)?.length ?? 0;
+    assert.equal(lines(svg), 8);
+    const one = join(dir, 'ap.svg');
+    const label = 'train[init=scratch,schedule=2x,subset=1k]';
+    const s = await ablate(['plot', 'run-a', label, '--metric', 'AP', '--out', one, '--store', storeUrl]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(lines(await readFile(one, 'utf8')), 1);
+    const bad = await ablate(['plot', 'run-a', 'scenes', '--out', one, '--store', storeUrl]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /step scenes is a dataset\.synth step; plot takes a train\.detector step/);
+  });
+
   it('names the problem for a run without a summary and for a bad flag', async () => {
     const missing = await ablate(['report', 'nope', '--out', join(dir, 'x'), '--store', storeUrl]);
     assert.equal(missing.code, 1);

@@ -10,6 +10,7 @@ import { evalCommand } from './eval';
 import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
+import { plotCommand } from './plot';
 import { reportCommand } from './report';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
@@ -29,6 +30,7 @@ export const commands: readonly Command[] = [
   verifyCommand,
   reportCommand,
   compareCommand,
+  plotCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
