@@ -157,7 +157,7 @@ export function chartSpecs(data: ReportData): ChartSpec[] {
             status: s.status,
           })),
         },
-        mark: { type: 'bar', minBandSize: 2 } as { type: 'bar' },
+        mark: { type: 'bar', minBandSize: 2 },
         encoding: {
           y: {
             field: 'step',
