@@ -182,11 +182,12 @@ export async function gatherReport(store: ArtifactStore, runId: string): Promise
   });
 
   const byKey = new Map(plan.steps.map((s) => [s.key, s]));
+  const plannedCells = new Map(plan.cells.map((c) => [c.id, c]));
   const metricSet = new Set<string>();
   const apCurves: ReportData['apCurves'] = [];
   const lossCurves: CurvePoint[] = [];
   const cells = await mapLimit(summary.cells, 8, async (c): Promise<ReportCell> => {
-    const planned = plan.cells.find((p) => p.id === c.id);
+    const planned = plannedCells.get(c.id);
     const keys = Object.values(planned?.steps ?? {});
     const metrics: Record<string, number> = {};
     const sources: Record<string, MetricSource> = {};
