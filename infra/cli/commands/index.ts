@@ -6,6 +6,7 @@ import type { Command } from '../command';
 import { baselineCommand } from './baseline';
 import { artifactsCommand } from './artifacts';
 import { cancelCommand } from './cancel';
+import { compareCommand } from './compare';
 import { dataCommand } from './data';
 import { driftCommand } from './drift';
 import { evalCommand } from './eval';
@@ -15,6 +16,8 @@ import { kindsCommand } from './kinds';
 import { lineageCommand, verifyCommand } from './lineage';
 import { planCommand } from './plan';
 import { resumeCommand } from './resume';
+import { plotCommand } from './plot';
+import { reportCommand } from './report';
 import { runCommand } from './run';
 import { runsCommand } from './runs';
 import { scheduleCommand } from './schedule';
@@ -42,6 +45,9 @@ export const commands: readonly Command[] = [
   artifactsCommand,
   getCommand,
   gcCommand,
+  reportCommand,
+  compareCommand,
+  plotCommand,
   dataCommand,
   evalCommand,
   kindsCommand,
