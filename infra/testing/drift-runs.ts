@@ -5,6 +5,7 @@
  * outputs change when its own seed changes (a tweak) or an upstream step's outputs do, so a change
  * injected at one step shows up in every metric downstream of it, as in a real run.
  */
+import { COCO_STAT_NAMES } from '../../activities/kinds/eval/coco';
 import { createHash } from 'node:crypto';
 
 import { collectArtifactRefs, type ProvenanceRecord } from '../../activities/runtime/provenance';
@@ -220,21 +221,7 @@ function synthOutputs(step: PlannedStep, seed: string, categories: number): Step
     } else if (name === 'metrics') {
       const metric = (k: string) => Math.round(parseInt(sha(`${s}|${k}`).slice(0, 8), 16) / 0x10000) / 65536;
       const m: JsonObject = {};
-      for (const k of [
-        'AP',
-        'AP50',
-        'AP75',
-        'APs',
-        'APm',
-        'APl',
-        'AR1',
-        'AR10',
-        'AR100',
-        'ARs',
-        'ARm',
-        'ARl',
-      ])
-        m[k] = metric(k);
+      for (const k of COCO_STAT_NAMES) m[k] = metric(k);
       m.iterations = 1000;
       m.imagesPerSec = 10 + metric('speed') * 10;
       if (categories > 0)
