@@ -50,26 +50,48 @@ describe('workflow replay of recorded histories', () => {
       'scheduled-run.binpb',
       'smoke-completed.binpb',
     ]);
-    // Each file really covers its path: a re-recording that lost the path would replay fine and prove nothing.
-    const paths: Record<string, { last: string; has: string[]; hasNot?: string[] }> = {
-      'smoke-completed': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: [], hasNot: ['ACTIVITY_TASK_FAILED'] },
-      'failing-with-skips': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: ['ACTIVITY_TASK_FAILED'] },
+    // Each file really covers its path: a re-recording that lost the path would replay fine and prove
+    // nothing. A run's steps are activities of its step batches (child workflows that report outcomes by
+    // signal), so step failures and cancellations show in the batch histories.
+    const run = ['START_CHILD_WORKFLOW_EXECUTION_INITIATED', 'WORKFLOW_EXECUTION_SIGNALED'];
+    const paths: Record<string, { last: string; activities: number; has: string[]; hasNot?: string[] }> = {
+      'smoke-completed': { last: 'WORKFLOW_EXECUTION_COMPLETED', activities: 4, has: run },
+      'failing-with-skips': { last: 'WORKFLOW_EXECUTION_COMPLETED', activities: 4, has: run },
+      'batch-failing': {
+        last: 'WORKFLOW_EXECUTION_COMPLETED',
+        activities: 2,
+        has: ['ACTIVITY_TASK_FAILED', 'SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'],
+      },
       cancelled: {
         last: 'WORKFLOW_EXECUTION_CANCELED',
+        activities: 2,
+        has: ['WORKFLOW_EXECUTION_CANCEL_REQUESTED', 'REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED'],
+      },
+      'batch-cancelled': {
+        last: 'WORKFLOW_EXECUTION_COMPLETED',
+        activities: 2,
         has: [
           'WORKFLOW_EXECUTION_CANCEL_REQUESTED',
           'ACTIVITY_TASK_CANCEL_REQUESTED',
           'ACTIVITY_TASK_CANCELED',
         ],
+        hasNot: ['ACTIVITY_TASK_COMPLETED'],
       },
-      'continued-as-new-first': { last: 'WORKFLOW_EXECUTION_CONTINUED_AS_NEW', has: [] },
-      'continued-as-new-last': { last: 'WORKFLOW_EXECUTION_COMPLETED', has: [] },
+      'continued-as-new-first': { last: 'WORKFLOW_EXECUTION_CONTINUED_AS_NEW', activities: 2, has: run },
+      'continued-as-new-last': { last: 'WORKFLOW_EXECUTION_COMPLETED', activities: 2, has: [] },
+      'scheduled-run': {
+        last: 'WORKFLOW_EXECUTION_COMPLETED',
+        activities: 1,
+        has: ['START_CHILD_WORKFLOW_EXECUTION_INITIATED', 'UPSERT_WORKFLOW_SEARCH_ATTRIBUTES'],
+      },
+      'scheduled-pipeline-run': { last: 'WORKFLOW_EXECUTION_COMPLETED', activities: 2, has: run },
     };
     for (const [name, path] of Object.entries(paths)) {
       const history = await loadHistory(name);
       const types = eventTypes(history);
       assert.equal(types.at(-1), path.last, name);
-      assert.ok(types.filter((t) => t === 'ACTIVITY_TASK_SCHEDULED').length >= 4, `${name}: too few steps`);
+      const scheduled = types.filter((t) => t === 'ACTIVITY_TASK_SCHEDULED').length;
+      assert.ok(scheduled >= path.activities, `${name}: ${scheduled} activities`);
       for (const t of path.has) assert.ok(types.includes(t), `${name} has no ${t}`);
       for (const t of path.hasNot ?? []) assert.ok(!types.includes(t), `${name} has ${t}`);
     }

@@ -87,7 +87,10 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
   const files: Record<string, string> = {};
 
   async function startWorker(queue: 'cpu' | 'gpu'): Promise<ChildProcess> {
-    const child = spawnAblate(['worker', '--queue', queue, '--slots', queue === 'gpu' ? '1' : '4'], { env });
+    // This machine has no GPU: gpu-queue workers train on CPU, which they refuse unless told so.
+    const args = ['worker', '--queue', queue, '--slots', queue === 'gpu' ? '1' : '4'];
+    if (queue === 'gpu') args.push('--allow-cpu-fallback');
+    const child = spawnAblate(args, { env });
     workers.add(child);
     const log = createWriteStream(join(dir, `worker-${queue}-${child.pid}.log`));
     child.stderr!.pipe(log);
