@@ -4,15 +4,21 @@
  * depends on the machine: a port, an endpoint, a library's message).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { TEST_S3_URL_ENV } from '../../infra/testing/s3-server';
 import { ablate } from '../helpers/cli';
+import { testTemporalAddress } from '../helpers/temporal';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BIN = join(ROOT, 'bin', 'ablate.mjs');
 
 interface Row {
   name: string;
@@ -183,6 +189,44 @@ describe('bad environments: one clear line and a fix, exit 3, no hang', () => {
       if (/^\s+at /m.test(r.stderr)) failures.push(`${row.name}: a stack trace\n${r.stderr}`);
     }
     assert.deepEqual(failures, []);
+  });
+  it('a full disk while writing an artifact: one line naming the place, exit 3, nothing written', async () => {
+    // A private user + mount namespace: a 64 KiB tmpfs, nearly filled, holds the store; mounting it
+    // needs no privileges and it vanishes with the process.
+    const mount = join(dir, 'full-disk');
+    await mkdir(mount);
+    const store = join(mount, 'store');
+    const child = spawn(
+      'unshare',
+      [
+        '--user',
+        '--map-root-user',
+        '--mount',
+        'sh',
+        '-c',
+        'mount -t tmpfs -o size=64k ablate-full "$0" && mkdir "$0/store" && head -c 61440 /dev/zero > "$0/fill" && exec "$@"',
+        mount,
+        process.execPath,
+        BIN,
+        'run',
+        'pipelines/examples/smoke.json',
+        '--store',
+        pathToFileURL(store).href,
+        '--address',
+        await testTemporalAddress(),
+        '--home',
+        join(dir, 'full-home'),
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 3, stderr);
+    assert.match(
+      stderr.split('\n')[0] ?? '',
+      /^ablate run: StorageFull: the disk holding .*\/store\/sha256\/[0-9a-f]{2}\/[0-9a-f]{64} is full; nothing was written$/,
+    );
   });
 });
 
