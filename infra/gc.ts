@@ -17,7 +17,7 @@
  *   Also kept: blobs written in the last `graceMs` (a step stores its outputs before its records) and
  *   blobs written since the oldest running run started (a running step's checkpoints are referenced
  *   only by its heartbeat).
- * - Work dirs of steps (`<tmp>/ablate-<step key>-<attempt>-<hex>`, as the step runner names them; other
+ * - Work dirs of steps (`<tmp>/ablate-work-<pid>-…`, as the step runtime names them; other
  *   `ablate-*` directories, e.g. test stores or a dev server's home, are never touched): deleted when
  *   nothing in them changed for `olderThanMs` and no live process has its working directory or an open
  *   file inside (read from /proc; where there is no /proc, none is deleted).
@@ -75,8 +75,8 @@ export interface GcReport {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-/** A step's work dir, as activities/run-step.ts names it: ablate-<16-hex step key>-<attempt>-<8 hex>. */
-const STEP_WORK_DIR = /^ablate-[0-9a-f]{16}-\d+-[0-9a-f]{8}$/;
+/** A step's work dir, as activities/runtime/work-dirs.ts names it: ablate-work-<pid>-<name>-<random>. */
+const STEP_WORK_DIR = /^ablate-work-\d+-/;
 /** ablate's own JSON blobs, whose references gc follows (trees, provenance records, plans). */
 const FOLLOWED_MEDIA_TYPE = /^application\/vnd\.ablate\.[a-z-]+\+json$/;
 

@@ -112,17 +112,26 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     return new Set(view.steps.filter((s) => s.uses === uses).map((s) => s.key));
   }
 
+  /** The run's step activities now pending: they belong to its step batches (workflows/step-batch.ts). */
   async function pending(runId: string): Promise<Pending[]> {
-    const desc = await session.client.workflow.getHandle(runId).describe();
-    return (desc.raw.pendingActivities ?? []).map((p) => {
-      const payload = p.heartbeatDetails?.payloads?.[0];
-      return {
-        key: p.activityId ?? '',
-        attempt: p.attempt ?? 1,
-        workerPid: p.lastWorkerIdentity ? Number(p.lastWorkerIdentity.split('@')[0]) : undefined,
-        heartbeat: payload ? defaultPayloadConverter.fromPayload<StepHeartbeat>(payload) : undefined,
-      };
+    const out: Pending[] = [];
+    const batches = session.client.workflow.list({
+      query: 'WorkflowType = "stepBatch" AND ExecutionStatus = "Running"',
     });
+    for await (const wf of batches) {
+      if (!wf.workflowId.startsWith(`${runId}/`)) continue;
+      const desc = await session.client.workflow.getHandle(wf.workflowId, wf.runId).describe();
+      for (const p of desc.raw.pendingActivities ?? []) {
+        const payload = p.heartbeatDetails?.payloads?.[0];
+        out.push({
+          key: p.activityId ?? '',
+          attempt: p.attempt ?? 1,
+          workerPid: p.lastWorkerIdentity ? Number(p.lastWorkerIdentity.split('@')[0]) : undefined,
+          heartbeat: payload ? defaultPayloadConverter.fromPayload<StepHeartbeat>(payload) : undefined,
+        });
+      }
+    }
+    return out;
   }
 
   async function startRun(file: string, ...flags: string[]): Promise<string> {
@@ -308,7 +317,8 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     const train = Object.values(out.steps).find((x) => x.uses === 'train.detector')!;
     assert.equal(train.resumedFrom?.iteration, final.iteration);
     assert.equal(train.resumedFrom?.checkpoint.digest, final.ref.digest);
-    assert.equal(out.steps[dataKey!]?.status, 'done');
+    // Reused: it keeps the status it finished with in the first execution (computed, or from the cache).
+    assert.ok(['done', 'cached'].includes(out.steps[dataKey!]?.status ?? ''), out.steps[dataKey!]?.status);
     assert.deepEqual(
       await session.store.getRecord<StepRecord>(`runs/${runId}/steps/${dataKey}`),
       dataRecordBefore,
@@ -331,7 +341,8 @@ describe('fault tolerance with real workers', { timeout: 600_000 }, () => {
     const exited = new Promise<number | null>((r) => gpu.once('exit', (code) => r(code)));
     const t0 = Date.now();
     gpu.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    // A graceful stop on SIGTERM exits 143, as every ablate command does (see `ablate --help`).
+    assert.equal(await exited, 143);
     const stopMs = Date.now() - t0;
     const summary = await summaryOf(runId);
     assert.equal(summary.status, 'failed');

@@ -222,9 +222,9 @@ describe('gc', () => {
       }
       return path;
     };
-    const stale = await make('ablate-0123456789abcdef-1-aaaaaaaa', old);
-    const busy = await make('ablate-0123456789abcdef-2-bbbbbbbb', old);
-    const recent = await make('ablate-0123456789abcdef-3-cccccccc');
+    const stale = await make('ablate-work-999991-train-aaaaaaaa', old);
+    const busy = await make('ablate-work-999992-train-bbbbbbbb', old);
+    const recent = await make('ablate-work-999993-train-cccccccc');
     const other = await make('not-ablate', old);
     // Another ablate directory that is not a step's work dir (a test store, a server home): never touched.
     const store2 = await make('ablate-test-store-AbC123', old);
