@@ -64,12 +64,16 @@ const MAX_ERROR_CHARS = 1000;
 export async function stepBatch(input: StepBatchInput): Promise<StepBatchResult> {
   const outbox: StepOutcome[] = [];
   let open = input.steps.length;
+  const root = CancellationScope.current();
   for (const step of input.steps) {
     void startStep(input, step, input.profiles[step.profile]!).then(
       (result) => outbox.push({ i: step.i, status: result.cached ? 'cached' : 'done' }),
       (err: unknown) =>
         outbox.push(
-          isCancellation(err)
+          // A step is cancelled only when its run was (this batch was cancelled). A step that stopped
+          // for another reason (its worker shut down and no attempt was left) failed: the run must say
+          // so, and `ablate resume` continues it from its checkpoint.
+          isCancellation(err) && root.consideredCancelled
             ? { i: step.i, status: 'cancelled' }
             : { i: step.i, status: 'failed', error: truncate(describeFailure(err), MAX_ERROR_CHARS) },
         ),
