@@ -33,6 +33,7 @@ import {
 import type { BlobBackend, StoredObject } from './backend';
 import {
   DEFAULT_TRANSFER_CONCURRENCY,
+  fanOutSignal,
   mapOrderedLimit,
   ProgressCounter,
   type TransferOptions,
@@ -272,6 +273,7 @@ export class ArtifactStore {
     const scratch = await mkdtemp(join(tmpdir(), 'ablate-manifest-'));
     const manifestPath = join(scratch, 'manifest.json');
     const entries = () => readManifestEntries(createReadStream(manifestPath), name);
+    const { signal, dispose } = fanOutSignal(options.signal, this.transferConcurrency);
     try {
       await this.getFile(digest, manifestPath, options);
       let filesTotal = 0;
@@ -289,11 +291,11 @@ export class ArtifactStore {
         entries(),
         this.transferConcurrency,
         async (entry) => {
-          await this.getFile(entry.digest, join(tmp, entry.path), options);
+          await this.getFile(entry.digest, join(tmp, entry.path), { signal });
           progress.add(entry.sizeBytes);
         },
         () => undefined,
-        options.signal,
+        signal,
       );
       await rm(destDir, { recursive: true, force: true });
       await rename(tmp, destDir);
@@ -301,6 +303,7 @@ export class ArtifactStore {
       await rm(tmp, { recursive: true, force: true });
       throw err;
     } finally {
+      dispose();
       await rm(scratch, { recursive: true, force: true });
     }
   }

@@ -8,6 +8,7 @@ import { FsBackend } from './fs-backend';
 
 export { ArtifactStore } from './artifact-store';
 export type { BlobBackend } from './backend';
+export type { TransferOptions, TransferProgress } from './transfer';
 
 /** Open the artifact store at `url`. */
 export async function openStore(url: string): Promise<ArtifactStore> {

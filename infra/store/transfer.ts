@@ -5,6 +5,8 @@
  * caller cleans up.
  */
 
+import { setMaxListeners } from 'node:events';
+
 /** How many files of a folder move at once when nothing else says. */
 export const DEFAULT_TRANSFER_CONCURRENCY = 16;
 
@@ -144,4 +146,21 @@ export async function mapOrderedLimit<T, R>(
   } finally {
     if (!exhausted) await (iterator as AsyncIterator<T>).return?.();
   }
+}
+
+/**
+ * A signal that follows `signal`, for handing to many concurrent operations: each stream pipeline adds
+ * an abort listener, and more than 10 on one signal draws Node's leak warning. `dispose` detaches it.
+ */
+export function fanOutSignal(
+  signal: AbortSignal | undefined,
+  listeners: number,
+): { signal: AbortSignal | undefined; dispose: () => void } {
+  if (!signal) return { signal: undefined, dispose: () => undefined };
+  const local = new AbortController();
+  setMaxListeners(listeners + 10, local.signal);
+  const follow = () => local.abort(signal.reason);
+  if (signal.aborted) follow();
+  else signal.addEventListener('abort', follow, { once: true });
+  return { signal: local.signal, dispose: () => signal.removeEventListener('abort', follow) };
 }

@@ -17,6 +17,8 @@ import { AblateError, ErrorType } from '../../infra/errors';
 import { ArtifactStore, hashBytes, type TransferProgress } from '../../infra/store/artifact-store';
 import { FsBackend } from '../../infra/store/fs-backend';
 import { mapOrderedLimit } from '../../infra/store/transfer';
+import { createStepContext } from '../../activities/runtime/step-context';
+import { formatTransfer } from '../../activities/runtime/transfer-heartbeat';
 import { ManifestWriter, readManifestEntries, type TreeEntry } from '../../infra/store/tree-manifest';
 import { TREE_MEDIA_TYPE } from '../../workflows/plan-types';
 
@@ -305,5 +307,40 @@ describe('streamed tree manifests', () => {
       order,
       Array.from({ length: 100 }, (_, i) => i),
     );
+  });
+});
+
+describe('transfers in a step', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ablate-transfer-step-'));
+    await makeTree(join(dir, 'tree'), 20);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('says how far a transfer got, in one line', () => {
+    const line = formatTransfer('fetching', 'images', {
+      direction: 'get',
+      filesDone: 1234,
+      filesTotal: 10_000,
+      bytesDone: 123e6,
+      bytesTotal: 1e9,
+      bytesPerSec: 56.2e6,
+      etaSec: 11.3,
+    });
+    assert.equal(line, 'fetching images: 1,234/10,000 files, 56 MB/s, ETA 12 s');
+  });
+
+  it('a cancelled step fetches nothing, but still publishes (its final checkpoint)', async () => {
+    const store = new ArtifactStore(new FsBackend(join(dir, 'store')));
+    const ref = await store.putTree(join(dir, 'tree'));
+    const controller = new AbortController();
+    const { ctx } = createStepContext({ store, workDir: join(dir, 'work'), signal: controller.signal });
+    const fetched = await ctx.fetch(ref);
+    const files = await readdir(fetched, { recursive: true, withFileTypes: true });
+    assert.equal(files.filter((f) => f.isFile()).length, 20);
+    controller.abort();
+    await assert.rejects(ctx.fetch(ref), { name: 'AbortError' });
+    assert.equal((await ctx.publish(join(dir, 'tree'))).digest, ref.digest);
   });
 });
