@@ -20,6 +20,7 @@ import { mapOrderedLimit } from '../../infra/store/transfer';
 import { createStepContext } from '../../activities/runtime/step-context';
 import { formatTransfer } from '../../activities/runtime/transfer-heartbeat';
 import { ManifestWriter, readManifestEntries, type TreeEntry } from '../../infra/store/tree-manifest';
+import { resolveConfig } from '../../temporal.config';
 import { TREE_MEDIA_TYPE } from '../../workflows/plan-types';
 
 const TREE_FILES = 300;
@@ -317,6 +318,22 @@ describe('transfers in a step', () => {
     await makeTree(join(dir, 'tree'), 20);
   });
   after(() => rm(dir, { recursive: true, force: true }));
+
+  it('takes its concurrency from the flag, else ABLATE_TRANSFER_CONCURRENCY, else 16', () => {
+    assert.equal(resolveConfig({}, {}, '/cwd').transferConcurrency, 16);
+    assert.equal(resolveConfig({}, { ABLATE_TRANSFER_CONCURRENCY: '64' }, '/cwd').transferConcurrency, 64);
+    assert.equal(
+      resolveConfig({ transferConcurrency: 2 }, { ABLATE_TRANSFER_CONCURRENCY: '64' }, '/cwd')
+        .transferConcurrency,
+      2,
+    );
+    assert.throws(() => resolveConfig({}, { ABLATE_TRANSFER_CONCURRENCY: '0' }, '/cwd'), {
+      message: 'ABLATE_TRANSFER_CONCURRENCY=0: expected a positive integer',
+    });
+    assert.throws(() => new ArtifactStore(new FsBackend(dir), { transferConcurrency: 1.5 }), {
+      message: 'transfer concurrency must be an integer >= 1, got 1.5',
+    });
+  });
 
   it('says how far a transfer got, in one line', () => {
     const line = formatTransfer('fetching', 'images', {
