@@ -38,7 +38,7 @@ import {
   ProgressCounter,
   type TransferOptions,
 } from './transfer';
-import { ManifestWriter, readManifestEntries, type TreeManifest } from './tree-manifest';
+import { ManifestWriter, readManifestEntries, type TreeEntry, type TreeManifest } from './tree-manifest';
 
 export type { TreeEntry, TreeManifest } from './tree-manifest';
 export type { TransferOptions, TransferProgress } from './transfer';
@@ -47,6 +47,11 @@ export type { TransferOptions, TransferProgress } from './transfer';
 export interface ArtifactStoreOptions {
   /** Files of a folder transferred at once by putTree and getTree. @default 16 */
   transferConcurrency?: number;
+  /**
+   * Tree manifests up to this size are kept parsed (up to 64 of them) for repeated integrity checks;
+   * bigger ones are streamed each time (a million-file manifest is ~150 MB). @default 1 MiB
+   */
+  cachedManifestMaxBytes?: number;
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -117,6 +122,7 @@ export class ArtifactStore {
   private readonly manifests = new Map<string, TreeManifest>();
   /** Files of a folder moved at once. */
   readonly transferConcurrency: number;
+  private readonly cachedManifestMaxBytes: number;
 
   constructor(
     readonly backend: BlobBackend,
@@ -126,6 +132,7 @@ export class ArtifactStore {
     if (!Number.isInteger(n) || n < 1)
       throw permanent(ErrorType.InvalidConfig, `transfer concurrency must be an integer >= 1, got ${n}`);
     this.transferConcurrency = n;
+    this.cachedManifestMaxBytes = options.cachedManifestMaxBytes ?? 1024 * 1024;
   }
 
   /** The store URL, e.g. `file:///…` or `s3://bucket/prefix`. */
@@ -201,8 +208,9 @@ export class ArtifactStore {
     const info = await stat(path);
     if (info.isDirectory()) return this.putTree(path, options);
     options.signal?.throwIfAborted();
+    const progress = new ProgressCounter('put', 1, info.size, options.onProgress);
     const ref = await this.putFile(path, options);
-    new ProgressCounter('put', 1, ref.sizeBytes, options.onProgress).add(ref.sizeBytes);
+    progress.add(ref.sizeBytes);
     return ref;
   }
 
@@ -355,22 +363,26 @@ export class ArtifactStore {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const blob = await this.checkBlob(digest, options);
     if (blob.status !== 'ok' || typeof ref === 'string' || ref.mediaType !== TREE_MEDIA_TYPE) return blob;
-    let manifest: TreeManifest;
+    let worst: VerifyResult = { status: 'ok' };
+    let checked = 0;
     try {
-      manifest = await this.manifest(digest);
+      await mapOrderedLimit(
+        await this.treeEntries(digest, ref.sizeBytes),
+        CHECK_CONCURRENCY,
+        async (entry) => {
+          if (worst.status !== 'ok') return;
+          if (++checked % 256 === 0) options.onProgress?.();
+          const result = await this.checkBlob(entry.digest, options);
+          if (result.status !== 'ok' && worst.status === 'ok') worst = result;
+        },
+        () => undefined,
+      );
     } catch (err) {
+      // The manifest itself is damaged (bytes or format): the tree is.
       if (err instanceof AblateError && err.type === ErrorType.CorruptArtifact)
         return { status: 'corrupt', actual: digest };
       throw err;
     }
-    let worst: VerifyResult = { status: 'ok' };
-    let checked = 0;
-    await forEachLimit(manifest.entries, CHECK_CONCURRENCY, async (entry) => {
-      if (worst.status !== 'ok') return;
-      if (++checked % 256 === 0) options.onProgress?.();
-      const result = await this.checkBlob(entry.digest, options);
-      if (result.status !== 'ok' && worst.status === 'ok') worst = result;
-    });
     return worst;
   }
 
@@ -419,6 +431,18 @@ export class ArtifactStore {
     if (actual !== digest) return { status: 'corrupt', actual };
     if (quick?.status === 'unknown' && quick.token) await this.backend.rememberVerified?.(key, quick.token);
     return { status: 'ok' };
+  }
+
+  /**
+   * A tree's entries: a small manifest parsed once and kept, a big one streamed (verified) each time,
+   * so that checking huge trees does not hold their manifests in memory.
+   */
+  private async treeEntries(
+    digest: string,
+    sizeBytes: number,
+  ): Promise<AsyncIterable<TreeEntry> | TreeEntry[]> {
+    if (sizeBytes <= this.cachedManifestMaxBytes) return (await this.manifest(digest)).entries;
+    return readManifestEntries(await this.openRead(digest), digest);
   }
 
   /** A tree's manifest, read verified (and kept: a digest names its bytes forever). */
@@ -503,11 +527,6 @@ function hashing(hash: ReturnType<typeof createHash>): Transform {
       done(null, chunk);
     },
   });
-}
-
-/** Run `fn` on every item, at most `limit` at a time; rejects with the first error. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
-  await mapOrderedLimit(items, limit, fn, () => undefined);
 }
 
 /** Regular files under `dir`, as sorted relative paths. */

@@ -212,6 +212,27 @@ describe('parallel folder transfers', () => {
     assert.ok((await store.backend.list('sha256')).length < TREE_FILES / 2);
   });
 
+  it('checks a tree with a big manifest by streaming it: a missing file, a damaged manifest', async () => {
+    const storeDir = join(dir, 'store-g');
+    const store = new ArtifactStore(new FsBackend(storeDir), { cachedManifestMaxBytes: 0 });
+    const ref = await store.putTree(tree);
+    assert.deepEqual(await store.verify(ref), { status: 'ok' });
+    const victim = createHash('sha256')
+      .update(await readFile(join(tree, 'd3/s2/f0017.bin')))
+      .digest('hex');
+    await rm(join(storeDir, 'sha256', victim.slice(0, 2), victim), { force: true });
+    assert.deepEqual(await store.verify(ref), { status: 'missing' });
+    await store.putTree(tree);
+    assert.equal(await store.isIntact(ref), true);
+    // A manifest whose bytes no longer match its digest: the tree is corrupt, whatever it lists.
+    const hex = ref.digest.slice(7);
+    const manifestPath = join(storeDir, 'sha256', hex.slice(0, 2), hex);
+    const text = await readFile(manifestPath, 'utf8');
+    await rm(manifestPath, { force: true });
+    await writeFile(manifestPath, text.replace('"version":1', '"version":2'));
+    assert.equal((await store.verify(ref)).status, 'corrupt');
+  });
+
   it('refuses a tree whose manifest is not one, naming why, and leaves nothing', async () => {
     const store = new ArtifactStore(new FsBackend(join(dir, 'store-f')));
     const cases: Array<[string, RegExp]> = [
