@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 
 import { EnvKey } from './infra/env';
 import { AblateError, ErrorType } from './infra/errors';
+import { DEFAULT_TRANSFER_CONCURRENCY } from './infra/store/transfer';
 
 /** Settings as given (flags); every field optional. */
 export interface AblateConfigInput {
@@ -20,6 +21,7 @@ export interface AblateConfigInput {
   taskQueuePrefix?: string;
   workerSlots?: number;
   maxParallel?: number;
+  transferConcurrency?: number;
 }
 
 /** Settings resolved. */
@@ -41,6 +43,8 @@ export interface AblateConfig {
   workerSlots: { cpu: number; gpu: number };
   /** Steps one pipeline run keeps in flight at once. */
   maxParallel: number;
+  /** Files of a folder artifact moved at once (uploads and downloads). @default 16 */
+  transferConcurrency: number;
 }
 
 /** Resolve the configuration. `env` and `cwd` are parameters so tests can pass their own. */
@@ -71,6 +75,10 @@ export function resolveConfig(
     // One GPU step per GPU worker by default; CPU steps up to the cores available.
     workerSlots: { cpu: slots ?? Math.max(2, availableParallelism()), gpu: slots ?? 1 },
     maxParallel: positiveInt(input.maxParallel, env[EnvKey.MaxParallel], EnvKey.MaxParallel) ?? 64,
+    // Enough to hide per-file latency (S3 round trips, small files) without flooding a disk or a server.
+    transferConcurrency:
+      positiveInt(input.transferConcurrency, env[EnvKey.TransferConcurrency], EnvKey.TransferConcurrency) ??
+      DEFAULT_TRANSFER_CONCURRENCY,
   };
 }
 

@@ -22,4 +22,6 @@ export const EnvKey = {
   WorkerSlots: 'ABLATE_WORKER_SLOTS',
   /** Steps one pipeline run keeps in flight at once. */
   MaxParallel: 'ABLATE_MAX_PARALLEL',
+  /** Files of a folder artifact one worker or command uploads or downloads at once. @default 16 */
+  TransferConcurrency: 'ABLATE_TRANSFER_CONCURRENCY',
 } as const;

@@ -77,7 +77,7 @@ export async function openSession(config: AblateConfig, options: SessionOptions 
       'set --store or ABLATE_STORE_URL to a writable directory',
     );
   configureSdkLogging({ file: sdkLogPath, debug: options.debug === true });
-  const store = await openStore(config.storeUrl);
+  const store = await openStore(config.storeUrl, { transferConcurrency: config.transferConcurrency });
   // A wrong S3 endpoint, bucket or credentials should stop the command here, in one line, not fail
   // every step of a run later.
   if (config.storeUrl.startsWith('s3:'))

@@ -6,12 +6,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 import type { ArtifactStore } from '../../infra/store/index';
 import type { JsonValue, StepOutputs } from '../../workflows/plan-types';
 import { stepCheckpoints } from './checkpoint-index';
 import type { StepCheckpoints, StepContext, StepKind, StepLogger, StepProgress } from './step-kind';
+import { transferHeartbeat } from './transfer-heartbeat';
 import { withWorkDir } from './work-dirs';
 
 export interface StepContextOptions {
@@ -44,6 +45,14 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
   const signal = options.signal ?? new AbortController().signal;
   const log = options.log ?? consoleLogger;
   let workDirMade = false;
+  const heartbeat = options.heartbeat ?? (() => undefined);
+  // The kind's own last progress (at first: where it may resume from), kept under transfer messages.
+  let kindProgress: StepProgress = options.resumeFrom?.checkpoint
+    ? {
+        checkpoint: options.resumeFrom.checkpoint,
+        checkpointIteration: options.resumeFrom.checkpointIteration,
+      }
+    : {};
   const ctx: StepContext = {
     // Made on first use: most steps never need scratch space, and a mkdir per step adds up.
     get workDir() {
@@ -62,16 +71,32 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
         `${ref.digest.slice(7, 23)}-${randomBytes(3).toString('hex')}`,
       );
       await mkdir(join(ctx.workDir, 'inputs'), { recursive: true });
-      await store.get(ref, dest);
+      const beats = transferHeartbeat(heartbeat, () => kindProgress, 'fetching', ref.digest.slice(0, 19));
+      try {
+        await store.get(ref, dest, { signal, onProgress: beats.onProgress });
+      } finally {
+        beats.done();
+      }
       return dest;
     },
     readBytes: async (ref) => {
       signal.throwIfAborted();
       return store.getBytes(ref);
     },
-    publish: (path, opts) => store.put(path, opts),
+    async publish(path, opts) {
+      // Not given `signal`: a step's final checkpoint is published after its signal aborted.
+      const beats = transferHeartbeat(heartbeat, () => kindProgress, 'publishing', basename(path));
+      try {
+        return await store.put(path, { ...opts, onProgress: beats.onProgress });
+      } finally {
+        beats.done();
+      }
+    },
     publishBytes: (data, opts) => store.putBytes(data, opts),
-    heartbeat: options.heartbeat ?? (() => undefined),
+    heartbeat(progress) {
+      kindProgress = progress;
+      heartbeat(progress);
+    },
     resumeFrom: options.resumeFrom,
     checkpoints: options.checkpoints ?? stepCheckpoints({ heartbeat: options.resumeFrom, log }),
     attempt: options.attempt ?? 1,

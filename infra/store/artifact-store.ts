@@ -14,7 +14,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,11 +31,27 @@ import {
   type StepOutputs,
 } from '../../workflows/plan-types';
 import type { BlobBackend, StoredObject } from './backend';
+import {
+  DEFAULT_TRANSFER_CONCURRENCY,
+  fanOutSignal,
+  mapOrderedLimit,
+  ProgressCounter,
+  type TransferOptions,
+} from './transfer';
+import { ManifestWriter, readManifestEntries, type TreeEntry, type TreeManifest } from './tree-manifest';
 
-/** The manifest of a directory artifact. */
-export interface TreeManifest {
-  version: 1;
-  entries: Array<{ path: string; digest: string; sizeBytes: number }>;
+export type { TreeEntry, TreeManifest } from './tree-manifest';
+export type { TransferOptions, TransferProgress } from './transfer';
+
+/** How an {@link ArtifactStore} moves folders. */
+export interface ArtifactStoreOptions {
+  /** Files of a folder transferred at once by putTree and getTree. @default 16 */
+  transferConcurrency?: number;
+  /**
+   * Tree manifests up to this size are kept parsed (up to 64 of them) for repeated integrity checks;
+   * bigger ones are streamed each time (a million-file manifest is ~150 MB). @default 1 MiB
+   */
+  cachedManifestMaxBytes?: number;
 }
 
 const MEDIA_TYPES: Record<string, string> = {
@@ -103,8 +120,20 @@ const MANIFEST_CACHE_SIZE = 64;
 
 export class ArtifactStore {
   private readonly manifests = new Map<string, TreeManifest>();
+  /** Files of a folder moved at once. */
+  readonly transferConcurrency: number;
+  private readonly cachedManifestMaxBytes: number;
 
-  constructor(readonly backend: BlobBackend) {}
+  constructor(
+    readonly backend: BlobBackend,
+    options: ArtifactStoreOptions = {},
+  ) {
+    const n = options.transferConcurrency ?? DEFAULT_TRANSFER_CONCURRENCY;
+    if (!Number.isInteger(n) || n < 1)
+      throw permanent(ErrorType.InvalidConfig, `transfer concurrency must be an integer >= 1, got ${n}`);
+    this.transferConcurrency = n;
+    this.cachedManifestMaxBytes = options.cachedManifestMaxBytes ?? 1024 * 1024;
+  }
 
   /** The store URL, e.g. `file:///…` or `s3://bucket/prefix`. */
   get url(): string {
@@ -138,22 +167,51 @@ export class ArtifactStore {
     return this.putBytes(JSON.stringify(value), { mediaType });
   }
 
-  /** Store a directory: every regular file, then the manifest. Empty directories are not kept. */
-  async putTree(dir: string): Promise<ArtifactRef> {
+  /**
+   * Store a directory: every regular file ({@link transferConcurrency} at once), then the manifest,
+   * streamed to a temporary file (its bytes, and so its digest, are what the sequential code wrote).
+   * Empty directories are not kept.
+   */
+  async putTree(dir: string, options: TransferOptions = {}): Promise<ArtifactRef> {
     const files = await listFiles(dir);
-    const entries: TreeManifest['entries'] = [];
-    for (const file of files) {
-      const ref = await this.putFile(join(dir, file));
-      entries.push({ path: file.split(sep).join('/'), digest: ref.digest, sizeBytes: ref.sizeBytes });
+    const progress = new ProgressCounter('put', files.length, undefined, options.onProgress);
+    const scratch = await mkdtemp(join(tmpdir(), 'ablate-manifest-'));
+    const writer = new ManifestWriter(join(scratch, 'manifest.json'));
+    try {
+      await mapOrderedLimit(
+        files,
+        this.transferConcurrency,
+        async (file) => {
+          const ref = await this.putFile(join(dir, file));
+          progress.add(ref.sizeBytes);
+          return ref;
+        },
+        (ref, file) =>
+          writer.add({ path: file.split(sep).join('/'), digest: ref.digest, sizeBytes: ref.sizeBytes }),
+        options.signal,
+      );
+      const { digest, sizeBytes } = await writer.close();
+      const state = await this.checkBlob(digest, { trustMemo: true });
+      if (state.status !== 'ok')
+        await this.backend.putFile(blobKey(digest), writer.path, sizeBytes, {
+          replace: state.status === 'corrupt',
+        });
+      return this.ref(digest, sizeBytes, TREE_MEDIA_TYPE);
+    } finally {
+      writer.abort();
+      await rm(scratch, { recursive: true, force: true });
     }
-    const manifest: TreeManifest = { version: 1, entries };
-    return this.putBytes(JSON.stringify(manifest), { mediaType: TREE_MEDIA_TYPE });
   }
 
   /** Store a file or a directory. */
-  async put(path: string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
+  async put(path: string, options: { mediaType?: string } & TransferOptions = {}): Promise<ArtifactRef> {
     const info = await stat(path);
-    return info.isDirectory() ? this.putTree(path) : this.putFile(path, options);
+    if (info.isDirectory()) return this.putTree(path, options);
+    options.signal?.throwIfAborted();
+    const progress = new ProgressCounter('put', 1, info.size, options.onProgress);
+    const ref = await this.putFile(path, options);
+    progress.add(ref.sizeBytes);
+    return ref;
   }
 
   /** Whether the blob of `digest` exists. */
@@ -184,14 +242,24 @@ export class ArtifactStore {
    * Write an artifact to a local file. The file appears (atomically) only once its digest checked out;
    * on a mismatch nothing is left behind and CorruptArtifact is thrown.
    */
-  async getFile(ref: ArtifactRef | string, destPath: string): Promise<void> {
+  async getFile(
+    ref: ArtifactRef | string,
+    destPath: string,
+    options: Pick<TransferOptions, 'signal'> = {},
+  ): Promise<void> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
+    options.signal?.throwIfAborted();
     await mkdir(dirname(destPath), { recursive: true });
     const tmp = `${destPath}.part-${randomBytes(4).toString('hex')}`;
     const hash = createHash('sha256');
     try {
       const source = await this.backend.openRead(blobKey(digest));
-      await pipeline(source, hashing(hash), createWriteStream(tmp));
+      await pipeline(
+        source,
+        hashing(hash),
+        createWriteStream(tmp),
+        options.signal ? { signal: options.signal } : {},
+      );
       checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(blobKey(digest)));
       await rename(tmp, destPath);
     } catch (err) {
@@ -200,36 +268,66 @@ export class ArtifactStore {
     }
   }
 
-  /** Materialise a tree artifact as a directory (appears atomically, all files verified). */
-  async getTree(ref: ArtifactRef | string, destDir: string): Promise<void> {
-    const manifest = await this.getJson<TreeManifest>(ref);
-    if (manifest.version !== 1 || !Array.isArray(manifest.entries)) {
-      throw permanent(
-        ErrorType.CorruptArtifact,
-        `not a tree manifest: ${typeof ref === 'string' ? ref : ref.uri}`,
-      );
-    }
+  /**
+   * Materialise a tree artifact as a directory: it appears atomically (a temporary sibling renamed into
+   * place), every file verified. The manifest is fetched verified to a temporary file and read twice as
+   * a stream (once to check it and count, once to transfer), so a huge one costs little memory; files
+   * move {@link transferConcurrency} at once. On an error or an abort nothing is left behind.
+   */
+  async getTree(ref: ArtifactRef | string, destDir: string, options: TransferOptions = {}): Promise<void> {
+    const digest = typeof ref === 'string' ? ref : ref.digest;
+    const name = typeof ref === 'string' ? ref : ref.uri;
     const tmp = `${destDir}.part-${randomBytes(4).toString('hex')}`;
+    const scratch = await mkdtemp(join(tmpdir(), 'ablate-manifest-'));
+    const manifestPath = join(scratch, 'manifest.json');
+    const entries = () => readManifestEntries(createReadStream(manifestPath), name);
+    const { signal, dispose } = fanOutSignal(options.signal, this.transferConcurrency);
     try {
-      for (const entry of manifest.entries) {
+      await this.getFile(digest, manifestPath, options);
+      let filesTotal = 0;
+      let bytesTotal = 0;
+      for await (const entry of entries()) {
         if (entry.path.startsWith('/') || entry.path.split('/').includes('..')) {
           throw permanent(ErrorType.CorruptArtifact, `tree entry escapes its directory: ${entry.path}`);
         }
-        await this.getFile(entry.digest, join(tmp, entry.path));
+        filesTotal += 1;
+        bytesTotal += entry.sizeBytes;
       }
+      const progress = new ProgressCounter('get', filesTotal, bytesTotal, options.onProgress);
       await mkdir(tmp, { recursive: true });
+      await mapOrderedLimit(
+        entries(),
+        this.transferConcurrency,
+        async (entry) => {
+          await this.getFile(entry.digest, join(tmp, entry.path), { signal });
+          progress.add(entry.sizeBytes);
+        },
+        () => undefined,
+        signal,
+      );
       await rm(destDir, { recursive: true, force: true });
       await rename(tmp, destDir);
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
+    } finally {
+      dispose();
+      await rm(scratch, { recursive: true, force: true });
     }
   }
 
-  /** Materialise a file or tree artifact at `dest`. */
-  async get(ref: ArtifactRef, dest: string): Promise<void> {
-    if (ref.mediaType === TREE_MEDIA_TYPE) await this.getTree(ref, dest);
-    else await this.getFile(ref, dest);
+  /**
+   * Materialise a file or tree artifact at `dest`. `signal` stops it (nothing is left behind);
+   * `onProgress` hears of every finished file.
+   */
+  async get(ref: ArtifactRef, dest: string, options: TransferOptions = {}): Promise<void> {
+    if (ref.mediaType === TREE_MEDIA_TYPE) {
+      await this.getTree(ref, dest, options);
+      return;
+    }
+    const progress = new ProgressCounter('get', 1, ref.sizeBytes, options.onProgress);
+    await this.getFile(ref, dest, options);
+    progress.add(ref.sizeBytes);
   }
 
   /** Open a verified stream: it errors with CorruptArtifact at the end if the bytes do not match. */
@@ -265,22 +363,26 @@ export class ArtifactStore {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const blob = await this.checkBlob(digest, options);
     if (blob.status !== 'ok' || typeof ref === 'string' || ref.mediaType !== TREE_MEDIA_TYPE) return blob;
-    let manifest: TreeManifest;
+    let worst: VerifyResult = { status: 'ok' };
+    let checked = 0;
     try {
-      manifest = await this.manifest(digest);
+      await mapOrderedLimit(
+        await this.treeEntries(digest, ref.sizeBytes),
+        CHECK_CONCURRENCY,
+        async (entry) => {
+          if (worst.status !== 'ok') return;
+          if (++checked % 256 === 0) options.onProgress?.();
+          const result = await this.checkBlob(entry.digest, options);
+          if (result.status !== 'ok' && worst.status === 'ok') worst = result;
+        },
+        () => undefined,
+      );
     } catch (err) {
+      // The manifest itself is damaged (bytes or format): the tree is.
       if (err instanceof AblateError && err.type === ErrorType.CorruptArtifact)
         return { status: 'corrupt', actual: digest };
       throw err;
     }
-    let worst: VerifyResult = { status: 'ok' };
-    let checked = 0;
-    await forEachLimit(manifest.entries, CHECK_CONCURRENCY, async (entry) => {
-      if (worst.status !== 'ok') return;
-      if (++checked % 256 === 0) options.onProgress?.();
-      const result = await this.checkBlob(entry.digest, options);
-      if (result.status !== 'ok' && worst.status === 'ok') worst = result;
-    });
     return worst;
   }
 
@@ -329,6 +431,18 @@ export class ArtifactStore {
     if (actual !== digest) return { status: 'corrupt', actual };
     if (quick?.status === 'unknown' && quick.token) await this.backend.rememberVerified?.(key, quick.token);
     return { status: 'ok' };
+  }
+
+  /**
+   * A tree's entries: a small manifest parsed once and kept, a big one streamed (verified) each time,
+   * so that checking huge trees does not hold their manifests in memory.
+   */
+  private async treeEntries(
+    digest: string,
+    sizeBytes: number,
+  ): Promise<AsyncIterable<TreeEntry> | TreeEntry[]> {
+    if (sizeBytes <= this.cachedManifestMaxBytes) return (await this.manifest(digest)).entries;
+    return readManifestEntries(await this.openRead(digest), digest);
   }
 
   /** A tree's manifest, read verified (and kept: a digest names its bytes forever). */
@@ -413,15 +527,6 @@ function hashing(hash: ReturnType<typeof createHash>): Transform {
       done(null, chunk);
     },
   });
-}
-
-/** Run `fn` on every item, at most `limit` at a time; rejects with the first error. */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** Regular files under `dir`, as sorted relative paths. */

@@ -3,19 +3,20 @@
  * s3-config.ts for the parameters and environment variables).
  */
 import { ErrorType, permanent } from '../errors';
-import { ArtifactStore } from './artifact-store';
+import { ArtifactStore, type ArtifactStoreOptions } from './artifact-store';
 import { FsBackend } from './fs-backend';
 
-export { ArtifactStore } from './artifact-store';
+export { ArtifactStore, type ArtifactStoreOptions } from './artifact-store';
 export type { BlobBackend } from './backend';
+export type { TransferOptions, TransferProgress } from './transfer';
 
 /** Open the artifact store at `url`. */
-export async function openStore(url: string): Promise<ArtifactStore> {
-  if (url.startsWith('file://')) return new ArtifactStore(FsBackend.fromUrl(url));
+export async function openStore(url: string, options: ArtifactStoreOptions = {}): Promise<ArtifactStore> {
+  if (url.startsWith('file://')) return new ArtifactStore(FsBackend.fromUrl(url), options);
   if (url.startsWith('s3://')) {
     // The AWS SDK is large: load it only when an S3 store is actually used.
     const { S3Backend } = await import('./s3-backend');
-    return new ArtifactStore(await S3Backend.fromUrl(url));
+    return new ArtifactStore(await S3Backend.fromUrl(url), options);
   }
   throw permanent(
     ErrorType.InvalidConfig,

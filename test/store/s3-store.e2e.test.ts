@@ -16,6 +16,7 @@ import type { DeserializeMiddleware, InitializeMiddleware } from '@smithy/types'
 import { AblateError, ErrorType } from '../../infra/errors';
 import { blobKey } from '../../infra/store/artifact-store';
 import { ArtifactStore, openStore } from '../../infra/store/index';
+import { FsBackend } from '../../infra/store/fs-backend';
 import { S3Backend } from '../../infra/store/s3-backend';
 import { useTestS3, type TestS3Target } from '../../infra/testing/s3-server';
 import { TREE_MEDIA_TYPE } from '../../workflows/plan-types';
@@ -146,6 +147,53 @@ describe('S3 artifact store', () => {
       (await readFile(join(src, 'a', 'weights.bin'))).equals(await readFile(join(dest, 'a', 'weights.bin'))),
     );
     assert.deepEqual(await store.verify(ref), { status: 'ok' });
+  });
+
+  it('moves a folder many files at once, bounded, with the digest the file store gives it', async () => {
+    const src = join(dir, 'many-src');
+    for (let i = 0; i < 200; i++) {
+      await mkdir(join(src, `d${i % 5}`), { recursive: true });
+      await writeFile(join(src, `d${i % 5}`, `f${i}.bin`), `file ${i} `.repeat(1 + (i % 50)));
+    }
+    const s = await openStore(target.storeUrl({ partSizeMiB: 5 }), { transferConcurrency: 8 });
+    opened.push(s);
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const gauge: InitializeMiddleware<object, object> = (next) => async (args) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      try {
+        return await next(args);
+      } finally {
+        inFlight -= 1;
+      }
+    };
+    s3Of(s).client.middlewareStack.add(gauge as never, { step: 'initialize' });
+    const ref = await s.put(src);
+    const onDisk = new ArtifactStore(new FsBackend(join(dir, 'many-fs')));
+    assert.equal(ref.digest, (await onDisk.putTree(src)).digest);
+    assert.ok(maxInFlight >= 2 && maxInFlight <= 8, `puts in flight: ${maxInFlight}`);
+    maxInFlight = 0;
+    const dest = join(dir, 'many-dest');
+    await s.get(ref, dest);
+    assert.ok(maxInFlight >= 2 && maxInFlight <= 8, `gets in flight: ${maxInFlight}`);
+    for (const i of [0, 77, 199])
+      assert.equal(
+        await readFile(join(dest, `d${i % 5}`, `f${i}.bin`), 'utf8'),
+        `file ${i} `.repeat(1 + (i % 50)),
+      );
+    // Cancelled midway: no directory, no partial file.
+    const controller = new AbortController();
+    await assert.rejects(
+      s.get(ref, join(dir, 'many-cancelled'), {
+        signal: controller.signal,
+        onProgress: (p) => p.filesDone === 30 && controller.abort(),
+      }),
+      { name: 'AbortError' },
+    );
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => n.startsWith('many-cancelled')),
+      [],
+    );
   });
 
   it('keeps mutable records', async () => {

@@ -37,7 +37,8 @@ ${configFlagsHelp}`,
     const { openStore } = await import('../../store/index');
     const { findStepRecord } = await import('../../lineage');
     const { isArtifactRef } = await import('../../../workflows/plan-types');
-    const store = await openStore(configFrom(args).storeUrl);
+    const config = configFrom(args);
+    const store = await openStore(config.storeUrl, { transferConcurrency: config.transferConcurrency });
     const record = await findStepRecord(store, runId, step);
     if (!(output in record.outputs)) {
       throw new UsageError(
