@@ -36,7 +36,14 @@ describe('ablate schedule (real dev server)', () => {
   async function endedRuns(schedule: string, count: number, timeoutMs = 30_000): Promise<RunEntry[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const runs = (await listRuns(session, { schedule, limit: 100 })).filter((r) => r.endedAt);
+      // A scheduled run is over once its scheduledRun has recorded the verdict in the summary (after the
+      // pipeline run itself ended).
+      const ended = (await listRuns(session, { schedule, limit: 100 })).filter((r) => r.endedAt);
+      const runs: RunEntry[] = [];
+      for (const r of ended) {
+        const summary = await session.store.getRecord<RunSummary>(`runs/${r.runId}/summary`);
+        if (summary?.drift) runs.push(r);
+      }
       if (runs.length >= count) return runs;
       if (Date.now() > deadline) assert.fail(`only ${runs.length} of ${count} runs of ${schedule} ended`);
       await new Promise((r) => setTimeout(r, 300));
