@@ -16,6 +16,21 @@ export function argValue(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/**
+ * The value of `--name N` as a positive number (an integer when `integer`), or `fallback` when absent.
+ * A bad value ends the benchmark with exit code 2.
+ */
+export function numberFlag(name: string, fallback: number, options: { integer?: boolean } = {}): number {
+  const raw = argValue(name.replace(/^--/, ''));
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!(options.integer ? Number.isInteger(n) : Number.isFinite(n)) || n <= 0) {
+    console.error(`${name} needs a positive ${options.integer ? 'integer' : 'number'}, got ${raw}`);
+    process.exit(2);
+  }
+  return n;
+}
+
 /** Peak resident set size of this process so far, in MiB. */
 export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;

@@ -6,6 +6,7 @@
  * median of the others; the overhead at the default interval (100) is that cost over 100 iterations.
  * With --json the last line is one object: {msPerStep, checkpointMs, checkpointBytes, overheadPct}.
  */
+import { median } from './_util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,12 +28,6 @@ const arg = (name: string, fallback: number): number => {
 };
 const iterations = arg('iterations', 40);
 const every = arg('every', 5);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'ablate-bench-ckpt-'));
 try {

@@ -10,6 +10,7 @@
  * (miss). The S3 store runs with its defaults (16 MiB parts, 4 at once, sha256 + MD5 upload checksums).
  * Medians over the repetitions. All temporary data is removed at the end.
  */
+import { numberFlag, median } from './_util';
 import { randomBytes } from 'node:crypto';
 import { open, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,25 +24,9 @@ import { startS3Server } from '../infra/testing/s3-server';
 
 const args = process.argv.slice(2);
 const asJson = args.includes('--json');
-function numberFlag(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const n = Number(args[i + 1]);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`${name} needs a positive number, got ${args[i + 1]}`);
-    process.exit(2);
-  }
-  return n;
-}
 const sizeMiB = numberFlag('--size-mib', 512);
 const reps = numberFlag('--reps', 3);
 const lookups = numberFlag('--lookups', 200);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 async function writeRandomFile(path: string, bytes: number): Promise<void> {
   const file = await open(path, 'w');

@@ -10,6 +10,7 @@
  * directory; get includes reading and checking the manifest and verifying every file. Medians over the
  * repetitions; MB = 10^6 bytes. All temporary data is removed at the end.
  */
+import { numberFlag, median } from './_util';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -23,26 +24,10 @@ import { startS3Server } from '../infra/testing/s3-server';
 
 const args = process.argv.slice(2);
 const asJson = args.includes('--json');
-function numberFlag(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const n = Number(args[i + 1]);
-  if (!Number.isInteger(n) || n <= 0) {
-    console.error(`${name} needs a positive integer, got ${args[i + 1]}`);
-    process.exit(2);
-  }
-  return n;
-}
-const files = numberFlag('--files', 10_000);
-const sizeKb = numberFlag('--size-kb', 20);
-const reps = numberFlag('--reps', 3);
-const concurrency = numberFlag('--concurrency', DEFAULT_TRANSFER_CONCURRENCY);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
+const files = numberFlag('--files', 10_000, { integer: true });
+const sizeKb = numberFlag('--size-kb', 20, { integer: true });
+const reps = numberFlag('--reps', 3, { integer: true });
+const concurrency = numberFlag('--concurrency', DEFAULT_TRANSFER_CONCURRENCY, { integer: true });
 
 const log = (line: string) => {
   if (!asJson) console.log(line);

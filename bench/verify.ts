@@ -28,19 +28,9 @@ import { openStore } from '../infra/store/index';
 import type { S3Backend } from '../infra/store/s3-backend';
 import { startS3Server } from '../infra/testing/s3-server';
 import type { ArtifactRef } from '../workflows/plan-types';
-import { report } from './_util';
+import { numberFlag, report } from './_util';
 
 const args = process.argv.slice(2);
-function numberFlag(name: string, fallback: number): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const n = Number(args[i + 1]);
-  if (!Number.isFinite(n) || n <= 0) {
-    console.error(`${name} needs a positive number, got ${args[i + 1]}`);
-    process.exit(2);
-  }
-  return n;
-}
 const sizeMiB = numberFlag('--size-mib', 1024);
 const files = Math.round(numberFlag('--files', 10_000));
 const fileKiB = numberFlag('--file-kib', 4);
