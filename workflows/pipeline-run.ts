@@ -129,6 +129,8 @@ const MAX_FAILURES_SHOWN = 50;
  * under Temporal's 51,200-event limit and replays fast.
  */
 const DEFAULT_MAX_HISTORY_EVENTS = 10_000;
+/** How long the run waits to gather outcomes into a bigger batch (see the main loop). */
+const GATHER_MS = 250;
 /** After a cancellation, how long to wait for running steps to stop and report before giving up on them. */
 const CANCEL_REPORT_TIMEOUT = '10 minutes';
 
@@ -244,6 +246,12 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
         continuing = true;
         break;
       }
+      // Gather outcomes into bigger batches: each batch is a child workflow whose start and reports cost
+      // the server more than its trivial steps do. With many steps still running, wait a moment (at
+      // most GATHER_MS) for a quarter of `maxParallel` to finish before asking for more.
+      const gather = Math.ceil(input.maxParallel / 4);
+      if (outcomes.length > 0 && outcomes.length < gather && running.size >= gather)
+        await condition(() => outcomes.length >= gather || running.size < gather, GATHER_MS);
       const capacity = Math.min(MAX_BATCH, Math.max(0, input.maxParallel - running.size));
       if (outcomes.length > 0 || (capacity > 0 && moreReady)) {
         const r = await advance(outcomes.splice(0, MAX_OUTCOMES_PER_CALL), capacity);

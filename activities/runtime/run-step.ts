@@ -202,12 +202,13 @@ export function createRunStep(deps: RunStepDeps) {
       const beat = () =>
         activity.heartbeat({ progress: lastProgress, atMs: Date.now() } satisfies StepHeartbeat);
       // Heartbeats prove the worker is alive even while a kind reports nothing; they also carry
-      // cancellation to us. Temporal throttles what actually goes to the server.
+      // cancellation to us. Temporal throttles what actually goes to the server. No beat at the start:
+      // a step that ends within the first interval costs the server no heartbeat (a trivial step then
+      // costs noticeably less), and a retry still finds the previous attempt's details.
       const timer = setInterval(
         beat,
         Math.max(500, Math.min(10_000, (info.heartbeatTimeoutMs ?? 60_000) / 4)),
       );
-      beat();
       let outputs: StepOutputs;
       const log = {
         info: (message: string, fields?: Record<string, unknown>) => {
