@@ -10,6 +10,7 @@ import { datasetSplit } from '../kinds/dataset/split-kind';
 import { datasetSynth } from '../kinds/dataset/synth-kind';
 import { datasetVoc2Coco } from '../kinds/dataset/voc2coco-kind';
 import { evalCoco, evalVoc } from '../kinds/eval/kinds';
+import { reportFindings } from '../kinds/report/findings';
 import { reportHtml } from '../kinds/report/html';
 import { reportTable } from '../kinds/report/table';
 import { trainPretrain } from '../kinds/train/pretrain';
@@ -28,6 +29,7 @@ const implementations: readonly AnyStepKind[] = [
   utilNoop,
   reportTable,
   reportHtml,
+  reportFindings,
   evalCoco,
   evalVoc,
   datasetSynth,

@@ -9,6 +9,7 @@ import { datasetSynthKind } from './dataset-synth';
 import { datasetVoc2CocoKind } from './dataset-voc2coco';
 import { evalCocoKind, evalVocKind } from './eval';
 import { reportTableKind } from './report';
+import { reportFindingsKind } from './report-findings';
 import { reportHtmlKind } from './report-html';
 import { trainDetectorKind } from './train-detector';
 import { trainPretrainKind } from './train-pretrain';
@@ -26,6 +27,7 @@ export const kindDescriptors: readonly AnyKindDescriptor[] = [
   utilNoopKind,
   reportTableKind,
   reportHtmlKind,
+  reportFindingsKind,
   evalCocoKind,
   evalVocKind,
   datasetSynthKind,

@@ -22,6 +22,8 @@ export interface ReportHtmlParams {
   apCurves?: Array<CellRow<JsonValue>>;
   /** One row per cell: train.detector's `lossCurve` artifact. */
   lossCurves?: Array<CellRow<JsonValue>>;
+  /** The `json` output of a report.findings step: its verdicts head the report. */
+  findings?: JsonValue;
 }
 
 const rowsOf = (value: object, description: string) => ({
@@ -37,7 +39,8 @@ const rowsOf = (value: object, description: string) => ({
 
 export const reportHtmlKind = defineKind<ReportHtmlParams>({
   name: 'report.html',
-  version: '1',
+  // 2: the findings section.
+  version: '2',
   summary:
     'The study report: results table, pre-trained vs scratch, AP and loss charts, as one offline HTML file.',
   queue: 'cpu',
@@ -52,6 +55,7 @@ export const reportHtmlKind = defineKind<ReportHtmlParams>({
       ),
       apCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.apCurve}.'),
       lossCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.lossCurve}.'),
+      findings: { ...fileRefSchema, description: 'The json output of a report.findings step.' },
     },
     additionalProperties: false,
   },

@@ -4,6 +4,7 @@
  * steps wrote. Rendering (html.ts, markdown.ts, charts.ts) works only on this value, so a report of a
  * synthetic run needs nothing but records in a store.
  */
+import type { FindingsResult } from './findings';
 import type { ProvenanceRecord } from '../../activities/runtime/provenance';
 import { recordKeys, type RunSummary, type StepRecord } from '../../activities/runtime/run-records';
 import { isArtifactRef, type JsonValue, type Plan } from '../../workflows/plan-types';
@@ -90,6 +91,8 @@ export interface ReportData {
   steps: ReportStep[];
   apCurves: Array<CurvePoint & { metric: string }>;
   lossCurves: CurvePoint[];
+  /** The verdicts of the run's `report.findings` step, where it has one. */
+  findings?: FindingsResult;
 }
 
 /** Text for an axis value: an object's `name`, else the JSON of a non-string. */
@@ -235,7 +238,12 @@ export async function gatherReport(store: ArtifactStore, runId: string): Promise
       steps: planned?.steps ?? {},
     };
   });
+  // The study's findings, as its report.findings step computed them (the first such step).
+  const findingsStep = summary.steps.find((s) => s.uses === 'report.findings' && records.has(s.key));
+  const findingsRef = findingsStep && records.get(findingsStep.key)!.outputs.json;
+  const findings = isArtifactRef(findingsRef) ? await store.getJson<FindingsResult>(findingsRef) : undefined;
   return {
+    ...(findings ? { findings } : {}),
     runId,
     pipeline: { ...summary.pipeline, description: plan.pipeline.description },
     status: summary.status,

@@ -3,6 +3,7 @@
  * offline. Every number links to the lineage section of the step that produced it (`#step-KEY`), whose
  * parents link on upstream; the link's title gives the step, kind, code commit and params inline.
  */
+import type { FindingsResult } from './findings';
 import { chartSpecs, renderSvg } from './charts';
 import type { ReportData, ReportStep } from './gather';
 import {
@@ -85,6 +86,27 @@ function pairedHtml(data: ReportData, table: ResultsTable, steps: Map<string, Re
 <table id="paired"><thead><tr>${top}</tr><tr>${sub}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
+function findingsHtml(result: FindingsResult): string {
+  const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
+  const body = result.findings
+    .map(
+      (f) =>
+        `<tr class="finding ${esc(f.verdict.replace(' ', '-'))}"><td>${esc(f.id)}</td><td>${esc(f.claim)}</td><td>${esc(f.quantity)} <small>(${esc(f.metric)}, expected ${f.expect === 'positive' ? '&gt; 0' : '&lt; 0'})</small></td><td class="num">${Object.entries(
+          f.perSeed,
+        )
+          .map(([s, v]) => `${esc(s)}: ${signed(v)}`)
+          .join(
+            '<br>',
+          )}</td><td class="num">${signed(f.mean)}</td><td class="num">${Number.isNaN(f.spread) ? 'n/a' : f.spread.toFixed(3)}</td><td><b>${esc(f.verdict)}</b></td></tr>`,
+    )
+    .join('\n');
+  return `<h2>Findings</h2>
+<p>Each verdict is computed from the metrics by the pipeline's rule: over ${result.seeds.length} seeds, a claim is <i>reproduced</i> when the mean of its quantity has the expected sign and exceeds ${result.noise} × the seed spread (max − min)${result.minEffect > 0 ? ` and ${result.minEffect}` : ''}, <i>contradicted</i> when it does with the opposite sign, <i>not shown</i> otherwise.</p>
+<table id="findings"><thead><tr><th></th><th>claim</th><th>quantity</th><th>per seed</th><th>mean</th><th>spread</th><th>verdict</th></tr></thead><tbody>
+${body}
+</tbody></table>`;
+}
+
 function lineageHtml(steps: ReportStep[], known: Set<string>): string {
   const link = (key: string) =>
     known.has(key)
@@ -151,6 +173,7 @@ export async function renderHtml(data: ReportData): Promise<string> {
 <h1>${esc(data.pipeline.name)} <small>run ${esc(data.runId)}</small></h1>
 <p>${esc(data.pipeline.description)}</p>
 <p>Status <b>${esc(data.status)}</b>, ${esc(data.startedAt)} → ${esc(data.endedAt)}; ${data.cells.length} cells, ${data.steps.length} steps; pipeline <code>${esc(data.pipeline.digest)}</code>.</p>
+${data.findings ? findingsHtml(data.findings) : ''}
 <h2>Results</h2>
 ${seedNote}
 ${resultsHtml(table, steps)}

@@ -2,6 +2,7 @@
  * The Markdown summary of a run: its status and the results table (and the pre-trained vs scratch
  * layout where the grid has one).
  */
+import { findingsMarkdown } from './findings';
 import type { ReportData } from './gather';
 import { formatAggregate, formatDelta, pairedTable, resultsTable } from './tables';
 
@@ -17,9 +18,9 @@ export function renderMarkdown(data: ReportData): string {
     '',
     `Status **${data.status}**, ${data.startedAt} → ${data.endedAt}; ${data.cells.length} cells, ${data.steps.length} steps.`,
     '',
-    '## Results',
-    '',
   ];
+  if (data.findings) lines.push(findingsMarkdown(data.findings));
+  lines.push('## Results', '');
   if (table.seeds)
     lines.push('Cells that differ only by seed are folded: mean ± sample standard deviation.', '');
   const header = [...table.axes, ...table.metrics];

@@ -14,6 +14,7 @@ import {
   type ReportData,
   type ReportStep,
 } from '../../../infra/report/gather';
+import type { FindingsResult } from '../../../infra/report/findings';
 import { isArtifactRef, type JsonValue } from '../../../workflows/plan-types';
 import { implementKind } from '../../runtime/step-kind';
 import type { StepContext } from '../../runtime/step-kind';
@@ -112,7 +113,17 @@ export const reportHtml = implementKind(reportHtmlKind, import.meta.url, async (
     for (const [iteration, value] of (v as { points?: Array<[number, number]> }).points ?? [])
       if (Number.isFinite(value)) lossCurves.push({ cell, iteration, value });
   });
+  const findings =
+    params.findings === undefined
+      ? undefined
+      : ((await readJson(params.findings, ctx, '/findings')) as FindingsResult);
+  if (findings !== undefined && !Array.isArray(findings.findings))
+    throw permanent(
+      ErrorType.InvalidInput,
+      'report.html: /findings is not the json output of report.findings',
+    );
   const data: ReportData = {
+    ...(findings ? { findings } : {}),
     runId: 'this run',
     pipeline: { name: params.title ?? 'report', description: '', digest: '' },
     status: 'completed',
