@@ -12,6 +12,8 @@ export interface ReportFindingsParams {
   title?: string;
   /** One row per cell: its metrics (or a JSON artifact of them). */
   rows: Array<{ cell: Record<string, JsonValue>; value: JsonValue }>;
+  /** More rows of other cells (e.g. a second eval step's metrics). */
+  moreRows?: Array<{ cell: Record<string, JsonValue>; value: JsonValue }>;
   seedAxis?: string;
   noise?: number;
   minEffect?: number;
@@ -40,6 +42,16 @@ export const reportFindingsKind = defineKind<ReportFindingsParams>({
         minItems: 1,
         description:
           'One {cell, value} of metrics per cell: ${steps.ID.outputs.metrics} in a step with groupBy.',
+        items: {
+          type: 'object',
+          required: ['cell', 'value'],
+          properties: { cell: { type: 'object' }, value: {} },
+          additionalProperties: false,
+        },
+      },
+      moreRows: {
+        type: 'array',
+        description: 'More {cell, value} rows of other cells, e.g. ${steps.EVAL_VOC.outputs.metrics}.',
         items: {
           type: 'object',
           required: ['cell', 'value'],

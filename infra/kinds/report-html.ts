@@ -18,6 +18,8 @@ export interface ReportHtmlParams {
   title?: string;
   /** One row per cell: its metrics (an object such as eval.coco's `metrics`, or a JSON artifact of one). */
   rows: Array<CellRow<JsonValue>>;
+  /** More rows of metrics, of other cells (e.g. a second eval step's). */
+  moreRows?: Array<CellRow<JsonValue>>;
   /** One row per cell: train.detector's `apCurve` artifact. */
   apCurves?: Array<CellRow<JsonValue>>;
   /** One row per cell: train.detector's `lossCurve` artifact. */
@@ -53,6 +55,7 @@ export const reportHtmlKind = defineKind<ReportHtmlParams>({
         {},
         'One {cell, value} of metrics per cell: ${steps.ID.outputs.metrics} in a step with groupBy.',
       ),
+      moreRows: rowsOf({}, 'More {cell, value} rows of metrics of other cells (a second eval step).'),
       apCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.apCurve}.'),
       lossCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.lossCurve}.'),
       findings: { ...fileRefSchema, description: 'The json output of a report.findings step.' },

@@ -16,14 +16,14 @@ import { implementKind } from '../../runtime/step-kind';
 /** `reportFindings`'s implementation (its descriptor: infra/kinds). */
 export const reportFindings = implementKind(reportFindingsKind, import.meta.url, async (params, ctx) => {
   const rows: MetricRow[] = [];
-  for (const [i, row] of params.rows.entries()) {
+  for (const [i, row] of [...params.rows, ...(params.moreRows ?? [])].entries()) {
     const ref = row.value;
     let value = ref;
     if (isArtifactRef(ref)) {
       try {
         value = JSON.parse((await ctx.readBytes(ref)).toString('utf8')) as JsonValue;
       } catch {
-        throw permanent(ErrorType.InvalidInput, `report.findings: /rows/${i}/value: ${ref.uri} is not JSON`);
+        throw permanent(ErrorType.InvalidInput, `report.findings: row ${i}: ${ref.uri} is not JSON`);
       }
     }
     rows.push({ cell: row.cell, value });

@@ -42,16 +42,18 @@ export const reportHtml = implementKind(reportHtmlKind, import.meta.url, async (
   const steps: ReportStep[] = [];
   const metricSet = new Set<string>();
   const index = new Map<string, number>();
-  for (const [i, row] of params.rows.entries()) {
+  const rowPath = (i: number) =>
+    i < params.rows.length ? `/rows/${i}` : `/moreRows/${i - params.rows.length}`;
+  for (const [i, row] of [...params.rows, ...(params.moreRows ?? [])].entries()) {
     const id = cellId(row.cell);
     if (index.has(id))
-      throw permanent(ErrorType.InvalidInput, `report.html: /rows/${i}: cell ${id} appears twice`);
+      throw permanent(ErrorType.InvalidInput, `report.html: ${rowPath(i)}: cell ${id} appears twice`);
     index.set(id, i);
     for (const [a, v] of Object.entries(row.cell)) {
       const seen = (axes[a] ??= []);
       if (!seen.some((s) => JSON.stringify(s) === JSON.stringify(v))) seen.push(v);
     }
-    const value = await readJson(row.value, ctx, `/rows/${i}/value`);
+    const value = await readJson(row.value, ctx, `${rowPath(i)}/value`);
     const metrics: Record<string, number> = {};
     const sources: ReportCell['sources'] = {};
     const key = `cell-${i}`;
@@ -83,7 +85,7 @@ export const reportHtml = implementKind(reportHtmlKind, import.meta.url, async (
       label: `cell ${id}`,
       uses: 'input',
       status: 'input',
-      sources: isArtifactRef(row.value) ? [{ path: `/rows/${i}/value`, digest: row.value.digest }] : [],
+      sources: isArtifactRef(row.value) ? [{ path: `${rowPath(i)}/value`, digest: row.value.digest }] : [],
     });
   }
   const curveRows = async (
