@@ -217,6 +217,8 @@ export async function getRunView(session: Session, runId: string): Promise<RunVi
     return view;
   }
   view.phase = progress.phase;
+  // The run's start, not its current generation's (continue-as-new starts a new execution).
+  if (typeof progress.startedAtMs === 'number') view.startedAt = new Date(progress.startedAtMs);
   view.generation = progress.generation;
   view.historyLength = progress.historyLength;
   // Every step's status is in the scheduler's records at the query's seq (the query itself stays small).
@@ -422,6 +424,19 @@ export async function listRuns(session: Session, options: ListRunsOptions = {}):
       taskQueue: wf.taskQueue,
     });
   }
+  // A run that continued as new has one execution per generation: list it once, as its newest
+  // execution (its status), started when its first generation did.
+  const runs = new Map<string, (typeof listed)[number]>();
+  for (const wf of listed) {
+    const seen = runs.get(wf.runId);
+    if (!seen) runs.set(wf.runId, wf);
+    else {
+      const first = seen.startedAt < wf.startedAt ? seen.startedAt : wf.startedAt;
+      const newest = seen.startedAt < wf.startedAt ? wf : seen;
+      runs.set(wf.runId, { ...newest, startedAt: first });
+    }
+  }
+  listed.splice(0, listed.length, ...runs.values());
   // Visibility orders by close time; people read runs by when they started.
   listed.sort((a, b) => b.startedAt.getTime() - a.startedAt.getTime());
 

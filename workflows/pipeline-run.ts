@@ -105,6 +105,8 @@ export interface RunProgress {
   phase: 'starting' | 'running' | 'cancelling' | 'finishing';
   generation: number;
   historyLength: number;
+  /** When the run's first generation started (a generation's own start time is later). */
+  startedAtMs: number;
   /** The scheduler state the counts are from: every step's status is in the store at this seq. */
   seq: number;
   counts: Record<StepStatus, number>;
@@ -166,6 +168,7 @@ export async function pipelineRun(input: PipelineRunInput): Promise<PipelineRunR
     phase,
     generation,
     historyLength: workflowInfo().historyLength,
+    startedAtMs,
     seq,
     counts,
     running: [...running.values()].map(({ i, sinceMs, batch }) => ({

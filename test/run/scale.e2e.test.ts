@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { recordKeys, type StepRecord } from '../../activities/runtime/run-records';
 import { compilePipeline } from '../../infra/compiler/compile';
-import { getRunView, startRun, waitForRun } from '../../infra/runs';
+import { getRunView, listRuns, startRun, waitForRun } from '../../infra/runs';
 import { openSession, type Session } from '../../infra/session';
 import { QUEUES } from '../../infra/task-queues';
 import { resolveConfig } from '../../temporal.config';
@@ -53,6 +53,7 @@ describe('plans of any size', () => {
       steps[`s${i}`] = { uses: 'util.noop', with: { tag: i }, ...(i > 0 ? { needs: [`s${i - 1}`] } : {}) };
     steps.last = { uses: 'util.noop', needs: ['slow', 's11'] };
     const plan = compilePipeline(JSON.stringify({ name: 'long-step', steps }), { file: 'test.json' });
+    const startedAt = Date.now();
     const { runId } = await startRun(session, plan, { maxHistoryEvents: 30 });
     // While the slow step runs, the status view shows it running, from the scheduler's records.
     let seenRunning = false;
@@ -62,6 +63,18 @@ describe('plans of any size', () => {
       if (!seenRunning) await new Promise((r) => setTimeout(r, 200));
     }
     assert.ok(seenRunning, 'the slow step never showed as running');
+    // Later generations are new executions: the view and `ablate runs` still give the run's own start,
+    // and list the run once.
+    await new Promise((r) => setTimeout(r, 3000));
+    const view = await getRunView(session, runId);
+    assert.ok((view.generation ?? 0) >= 2, `generation ${view.generation}`);
+    assert.ok(
+      Math.abs(view.startedAt!.getTime() - startedAt) < 2000,
+      `view started ${view.startedAt?.toISOString()}, run started ${new Date(startedAt).toISOString()}`,
+    );
+    const listed = (await listRuns(session, { limit: 100 })).filter((r) => r.runId === runId);
+    assert.equal(listed.length, 1, `listed ${listed.length} times`);
+    assert.ok(Math.abs(listed[0]!.startedAt.getTime() - startedAt) < 2000);
     const { summary } = await waitForRun(session, runId);
     assert.equal(summary?.status, 'completed');
     assert.equal(summary.counts.done, 14);
