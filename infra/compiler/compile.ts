@@ -760,13 +760,18 @@ class Compiler {
           const scope: Scope = {
             value: (axis) => first.values[axis],
             cellId: '',
-            step: (dep) => ({
-              kind: 'list',
-              items: members.flatMap((c) => {
+            step: (dep) => {
+              const items = members.flatMap((c) => {
                 const key = cellSteps[c]!.get(dep);
                 return key === undefined ? [] : [{ cell: cells[c]!, key }];
-              }),
-            }),
+              });
+              // Another groupBy step that this whole group shares (e.g. both group over the same
+              // axes) reads as its one value, not as a list of the same value per cell.
+              const keys = new Set(items.map((i) => i.key));
+              return this.templates.get(dep)?.groupBy && keys.size === 1
+                ? { kind: 'one', key: items[0]!.key }
+                : { kind: 'list', items };
+            },
           };
           const signature = `${id}\u0002group\u0002${sig}`;
           const label = t.groupBy.length

@@ -100,6 +100,30 @@ describe('typed step inputs and outputs', () => {
     assert.equal(compilePipeline(JSON.stringify(grouped), { file: 'p.json' }).stats.cells, 2);
   });
 
+  it('a groupBy step reads another step of the same group as its one value, not a list', () => {
+    const plan = compilePipeline(
+      JSON.stringify({
+        name: 'p',
+        grid: { x: [1, 2], y: ['a', 'b'] },
+        steps: {
+          n: { uses: 'util.noop', with: { tag: '${grid.x}' } },
+          t: { uses: 'report.table', groupBy: ['y'], with: { rows: '${steps.n.outputs.tag}' } },
+          c: { uses: 'util.concat', groupBy: ['y'], with: { inputs: ['${steps.t.outputs.markdown}'] } },
+        },
+      }),
+      { file: 'p.json' },
+    );
+    const concats = plan.steps.filter((s) => s.uses === 'util.concat');
+    assert.equal(concats.length, 2);
+    for (const c of concats) {
+      const [ref] = (c.with as { inputs: Array<{ $from: { step: string } }> }).inputs;
+      const table = plan.steps.find((s) => s.key === ref!.$from.step)!;
+      // The table of the same y group, read as one artifact.
+      assert.equal(table.uses, 'report.table');
+      assert.deepEqual(table.cells, c.cells);
+    }
+  });
+
   it('checks fields read from a typed value against the parameter', () => {
     assert.deepEqual(
       problems({
