@@ -81,25 +81,43 @@ export async function lineageOf(store: ArtifactStore, ref: string): Promise<Line
     await collect(store, producer.runId, producer.stepKey, nodes);
     return { target: { kind: 'artifact', ref: `sha256:${digest[2]}` }, roots: [producer.stepKey], nodes };
   }
-  const [runId, stepRef, outputRef] = ref.split('/');
+  // RUN_ID/STEP[/OUTPUT]: a step label may itself hold a '/' (an axis value such as data=1/10), so the
+  // whole rest is tried as a step first, then split at its last '/'.
+  const slash = ref.indexOf('/');
+  const runId = slash < 0 ? ref : ref.slice(0, slash);
+  const rest = slash < 0 ? undefined : ref.slice(slash + 1);
   if (!runId) throw new AblateError(ErrorType.InvalidInput, 'empty lineage reference');
   const stepKeys = (await store.listRecords(recordKeys.steps(runId))).map((k) =>
     k.slice(k.lastIndexOf('/') + 1),
   );
   if (stepKeys.length === 0)
     throw new AblateError(ErrorType.InvalidInput, `no finished steps of run ${runId} in ${store.url}`);
-  if (stepRef === undefined) {
+  if (rest === undefined) {
     for (const key of stepKeys) await collect(store, runId, key, nodes);
     const needed = new Set(Object.values(nodes).flatMap((n) => n.parents));
     const roots = Object.keys(nodes).filter((k) => !needed.has(k));
     return { target: { kind: 'run', ref: runId }, roots, nodes };
   }
-  let key = stepKeys.find((k) => k === stepRef);
-  if (!key) {
-    for (const k of stepKeys) {
-      const r = await store.getRecord<StepRecord>(recordKeys.step(runId, k));
-      if (r?.label === stepRef) key = k;
+  let labels: Map<string, string> | undefined;
+  const find = async (stepRef: string): Promise<string | undefined> => {
+    if (stepKeys.includes(stepRef)) return stepRef;
+    if (!labels) {
+      labels = new Map();
+      for (const k of stepKeys) {
+        const r = await store.getRecord<StepRecord>(recordKeys.step(runId, k));
+        if (r) labels.set(r.label, k);
+      }
     }
+    return labels.get(stepRef);
+  };
+  let stepRef = rest;
+  let outputRef: string | undefined;
+  let key = await find(rest);
+  const last = rest.lastIndexOf('/');
+  if (!key && last >= 0) {
+    stepRef = rest.slice(0, last);
+    outputRef = rest.slice(last + 1);
+    key = await find(stepRef);
   }
   if (!key)
     throw new AblateError(
