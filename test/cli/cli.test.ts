@@ -83,6 +83,30 @@ describe('ablate CLI (validate, plan, help)', () => {
     assert.equal(allowed.code, 0);
   });
 
+  it('--set overrides existing fields with JSON values, and names a field that does not exist', async () => {
+    const json = await ablate([
+      'plan',
+      'pipelines/examples/smoke.json',
+      '--json',
+      '--set',
+      'grid.word=["alpha","beta"]',
+      '--set',
+      'params.greeting=hello',
+    ]);
+    assert.equal(json.code, 0, json.stderr);
+    const plan = lastJsonLine<{ cells: unknown[]; steps: Array<{ id: string; with: { text?: string } }> }>(
+      json.stdout,
+    );
+    assert.equal(plan.cells.length, 4);
+    assert.equal(plan.steps.find((s) => s.id === 'seed')!.with.text, 'hello\n');
+    const typo = await ablate(['plan', 'pipelines/examples/smoke.json', '--set', 'params.greting=x']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /--set params\.greting=x: the pipeline has no field params\.greting/);
+    const bad = await ablate(['plan', 'pipelines/examples/smoke.json', '--set', 'grid.word=3']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /smoke\.json \(with --set\):\/grid\/word: must be array/);
+  });
+
   it('bad flags give a usage message and exit 2', async () => {
     const r = await ablate(['plan', '--bogus', 'x.json']);
     assert.equal(r.code, 2);

@@ -1,7 +1,7 @@
 import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { isDebug, openCliSession } from '../cli-session';
-import { compileFileForCli } from '../compile-file';
+import { compileFileForCli, setOptionHelp } from '../compile-file';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { QUEUES } from '../../task-queues';
 
@@ -28,6 +28,7 @@ Exit codes: 0 completed, 1 failed or cancelled, 2 usage error or invalid pipelin
   --no-cache          recompute every step even when a cached result exists
   --max-parallel N    steps in flight at once (ABLATE_MAX_PARALLEL, default 64)
   --max-cells N       refuse grids with more than N cells (default ${DEFAULT_MAX_CELLS})
+${setOptionHelp}
   --detach            start the run and exit (remote workers do the work)
   --workers           also run in-process workers when TEMPORAL_ADDRESS is set
   --run-id ID         use ID as the run id
@@ -40,6 +41,7 @@ ${configFlagsHelp}`,
     'no-cache': { type: 'boolean' },
     'max-parallel': { type: 'string' },
     'max-cells': { type: 'string' },
+    set: { type: 'string', multiple: true },
     detach: { type: 'boolean' },
     workers: { type: 'boolean' },
     'run-id': { type: 'string' },
@@ -55,7 +57,11 @@ ${configFlagsHelp}`,
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
     const config = configFrom(args, { maxParallel });
-    const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
+    const plan = await compileFileForCli(
+      file,
+      intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1),
+      (args.values.set as string[] | undefined) ?? [],
+    );
     // An invalid pipeline is a usage error (exit 2); the problems were printed.
     if (!plan) return 2;
     const detach = args.values.detach === true;
