@@ -21,6 +21,8 @@ export interface StepRecord {
   startedAt: string;
   endedAt: string;
   durationMs: number;
+  /** The worker process that ran it (or served it from the cache); older records lack it. */
+  worker?: { host: string; pid: number; taskQueue: string };
 }
 
 /** Where a step's training continued from. */

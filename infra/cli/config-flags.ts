@@ -19,7 +19,7 @@ export const configFlagsHelp = `Connection (each overrides its environment varia
 
 export function configFrom(
   args: CommandArgs,
-  extra: { workerSlots?: number; maxParallel?: number } = {},
+  extra: { workerSlots?: number; slots?: string; maxParallel?: number } = {},
 ): AblateConfig {
   return resolveConfig({
     home: stringOption(args, 'home'),
@@ -29,4 +29,19 @@ export function configFrom(
     taskQueuePrefix: stringOption(args, 'task-queue-prefix'),
     ...extra,
   });
+}
+
+/** The flags that make a child ablate process use the same configuration as this one. */
+export function configArgs(config: AblateConfig): string[] {
+  return [
+    '--home',
+    config.home,
+    ...(config.temporalAddress !== undefined ? ['--address', config.temporalAddress] : []),
+    '--namespace',
+    config.namespace,
+    '--store',
+    config.storeUrl,
+    '--task-queue-prefix',
+    config.taskQueuePrefix,
+  ];
 }

@@ -4,6 +4,9 @@ import { isDebug, openCliSession } from '../cli-session';
 import { compileFileForCli } from '../compile-file';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { QUEUES } from '../../task-queues';
+import { expectedBackend } from '../../../activities/kinds/train/backend';
+import { hurried, interrupted, onShutdown } from '../lifecycle';
+import { startTrainers, type TrainerPool } from '../trainers';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
 export const runCommand: Command = {
@@ -30,6 +33,13 @@ Exit codes: 0 completed, 1 failed or cancelled, 2 usage error or invalid pipelin
   --max-cells N       refuse grids with more than N cells (default ${DEFAULT_MAX_CELLS})
   --detach            start the run and exit (remote workers do the work)
   --workers           also run in-process workers when TEMPORAL_ADDRESS is set
+  --slots Q=N[,Q=N]   steps at once per queue of this command's workers (ABLATE_SLOTS), e.g.
+                      gpu=2 or gpu=2,cpu=4. gpu=N runs the gpu queue (training) in N trainer
+                      processes, one step and one wasm thread each (tfjs trains on one JS thread per
+                      process, so parallel training needs processes; on 2 cores gpu=2 gives more
+                      throughput than one 2-thread trainer); logs: <home>/logs/trainer-N.log.
+                      They stop with this command, however it ends. Default: gpu steps one at a
+                      time in this process; cpu steps up to the cores (at least 2)
   --run-id ID         use ID as the run id
   --watch             follow the run (the default; kept for symmetry with \`ablate status\`)
 
@@ -42,6 +52,7 @@ ${configFlagsHelp}`,
     'max-cells': { type: 'string' },
     detach: { type: 'boolean' },
     workers: { type: 'boolean' },
+    slots: { type: 'string' },
     'run-id': { type: 'string' },
     watch: { type: 'boolean' },
   },
@@ -54,19 +65,42 @@ ${configFlagsHelp}`,
     if (extra.length) throw new UsageError('one pipeline file at a time');
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
-    const config = configFrom(args, { maxParallel });
+    const config = configFrom(args, { maxParallel, slots: stringOption(args, 'slots') });
     const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
     // An invalid pipeline is a usage error (exit 2); the problems were printed.
     if (!plan) return 2;
     const detach = args.values.detach === true;
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
+    const trainerCount = inProcessWorkers ? config.trainerProcesses : 0;
     const session = await openCliSession(config, {
-      workers: inProcessWorkers ? { queues: QUEUES, workflows: true } : undefined,
+      // With trainer processes, this process serves the workflows and the cpu queue only.
+      workers: inProcessWorkers ? { queues: trainerCount ? ['cpu'] : QUEUES, workflows: true } : undefined,
       preferBackgroundWorkers: true,
       debug: isDebug(args.values),
     });
+    let trainers: TrainerPool | undefined;
+    let unregister: (() => void) | undefined;
     try {
+      if (trainerCount && !session.workers) {
+        console.error(
+          `--slots gpu=${trainerCount} ignored: the background workers (pid ${session.backgroundWorkersPid}) serve this state directory`,
+        );
+      } else if (trainerCount) {
+        trainers = startTrainers({ config, count: trainerCount, debug: isDebug(args.values) });
+        const pool = trainers;
+        unregister = onShutdown(() => pool.close({ graceMs: hurried.aborted ? 2_000 : undefined }));
+        let backend: string;
+        try {
+          backend = expectedBackend();
+        } catch {
+          backend = 'backend per ABLATE_TFJS_BACKEND'; // invalid: each trainer's log says why
+        }
+        console.error(
+          `${trainerCount} trainer process${trainerCount === 1 ? '' : 'es'} (${backend === 'wasm' ? 'wasm, 1 thread each' : backend}); logs: ${config.home}/logs/trainer-N.log`,
+        );
+        await pool.ready;
+      }
       const { runId } = await session.call(() =>
         startRun(session, plan, {
           noCache: args.values['no-cache'] === true,
@@ -80,9 +114,18 @@ ${configFlagsHelp}`,
         console.log(runId);
         return 0;
       }
+      // Without a trainer the run's training steps would wait forever: cancel it, say why.
+      void trainers?.allExited.then(async (why) => {
+        if (interrupted.aborted) return;
+        console.error(`${why}: cancelling run ${runId}`);
+        await session.call(() => session.client.workflow.getHandle(runId).cancel()).catch(() => undefined);
+      });
       const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
       return reportOutcome(session, runId, outcome, args.values.json === true);
     } finally {
+      // The trainers first: they use the server this session may stop when it leaves.
+      await trainers?.close({ graceMs: hurried.aborted ? 2_000 : undefined });
+      unregister?.();
       await session.close();
     }
   },

@@ -1,0 +1,219 @@
+/**
+ * Trainer processes: the gpu queue's workers that `ablate run --slots gpu=N` starts as N child
+ * processes (`ablate worker --queue gpu --slots 1 --parent-pid <us>`), because tfjs blocks a process's
+ * JS thread while it trains: two trainings run in parallel only in two processes. Each runs one step
+ * on one wasm thread (`ABLATE_WASM_THREADS=1`), and writes its output to `<home>/logs/trainer-<n>.log`.
+ *
+ * No orphans, however this process ends: `close()` sends SIGTERM (the worker's wind-down: running
+ * steps get 5 s, then save a checkpoint), waits, and SIGKILLs after a bound; an `exit` handler SIGTERMs
+ * whatever is left on a sudden exit; and each child watches us (IPC channel and parent pid, see
+ * `exitWithParent` in lifecycle.ts), so even a SIGKILL of this process ends them within seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { AblateConfig } from '../../temporal.config';
+import { TRAIN_ENV } from '../../activities/kinds/train/backend';
+import { EnvKey } from '../env';
+import { AblateError, ErrorType } from '../errors';
+import { configArgs } from './config-flags';
+
+const BIN = fileURLToPath(new URL('../../bin/ablate.mjs', import.meta.url));
+
+/** Messages between `ablate run` and its trainer processes (over the IPC channel). */
+export type TrainerMessage =
+  | { type: 'ready'; pid: number }
+  /** Ask for the CPU time used so far. */
+  | { type: 'cpu?' }
+  /** CPU time used so far, microseconds (`process.cpuUsage()`). */
+  | { type: 'cpu'; user: number; system: number };
+
+/** One trainer process. */
+export interface Trainer {
+  /** 1-based, as in its log's name. */
+  index: number;
+  pid: number;
+  logPath: string;
+}
+
+export interface TrainerPool {
+  trainers: Trainer[];
+  /**
+   * Resolves once every trainer polls the gpu queue; rejects, naming the trainer and its log's last
+   * lines, if one exits before that or none is ready within `readyTimeoutMs`.
+   */
+  ready: Promise<void>;
+  /** Resolves (with a one-line account) when every trainer has exited on its own, i.e. not in close(). */
+  allExited: Promise<string>;
+  /**
+   * CPU time (user + system, µs) the trainers used so far: asked of the live ones (bounded), the
+   * last report of the ones that ended. Measured by each process itself.
+   */
+  cpuMicros(): Promise<number>;
+  /** Stop them: SIGTERM, wait up to `graceMs`, then SIGKILL. Idempotent. */
+  close(options?: { graceMs?: number }): Promise<void>;
+}
+
+export interface TrainerPoolOptions {
+  config: AblateConfig;
+  count: number;
+  /** Pass --debug on. */
+  debug?: boolean;
+  /** @default 120 s: loading tfjs and bundling on a busy small machine takes a while */
+  readyTimeoutMs?: number;
+}
+
+/** A worker's wind-down: 5 s for running steps, up to 40 s for a cancelled step to stop and checkpoint. */
+export const TRAINER_STOP_GRACE_MS = 50_000;
+
+interface Child {
+  trainer: Trainer;
+  process: ChildProcess;
+  /** How it ended: `exit code N` or the signal's name. */
+  exited: Promise<string>;
+  /** Last CPU report, µs. */
+  cpuMicros: number;
+  isReady: boolean;
+}
+
+export function startTrainers(options: TrainerPoolOptions): TrainerPool {
+  const { config, count } = options;
+  const env: NodeJS.ProcessEnv = { ...process.env, [TRAIN_ENV.wasmThreads]: '1' };
+  // The children are told their slots explicitly; the run's own setting must not leak into them.
+  delete env[EnvKey.Slots];
+  const children: Child[] = [];
+  let closing = false;
+  for (let index = 1; index <= count; index++) {
+    const logPath = join(config.home, 'logs', `trainer-${index}.log`);
+    const out = openSync(logPath, 'a');
+    const args = [
+      BIN,
+      'worker',
+      '--queue',
+      'gpu',
+      '--slots',
+      '1',
+      '--no-workflows',
+      '--allow-cpu-fallback',
+      '--parent-pid',
+      String(process.pid),
+      ...configArgs(config),
+      ...(options.debug ? ['--debug'] : []),
+    ];
+    // Its own process group: a Ctrl-C in the terminal reaches `ablate run` alone, which decides.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', out, out, 'ipc'], env, detached: true });
+    closeSync(out);
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(signal ?? `exit code ${code}`)),
+    );
+    const c: Child = {
+      trainer: { index, pid: child.pid ?? -1, logPath },
+      process: child,
+      exited,
+      cpuMicros: 0,
+      isReady: false,
+    };
+    child.on('message', (m: TrainerMessage) => {
+      if (m.type === 'ready') c.isReady = true;
+      else if (m.type === 'cpu') c.cpuMicros = m.user + m.system;
+    });
+    // An IPC write to a child that just died: the exit handler reports it.
+    child.on('error', () => undefined);
+    children.push(c);
+  }
+  const onExit = () => {
+    for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
+  };
+  process.once('exit', onExit);
+
+  const tail = async (c: Child) =>
+    (await readFile(c.trainer.logPath, 'utf8').catch(() => ''))
+      .trim()
+      .split('\n')
+      .filter((l) => l && !/^WARNING: this gpu worker trains on CPU/.test(l))
+      .slice(-3)
+      .join(' | ');
+
+  const ready = (async () => {
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
+    for (;;) {
+      for (const c of children) {
+        if (c.process.exitCode !== null || c.process.signalCode !== null)
+          throw new AblateError(
+            ErrorType.InvalidConfig,
+            `trainer ${c.trainer.index} (pid ${c.trainer.pid}) exited before it was ready (see ${c.trainer.logPath}): ${await tail(c)}`,
+          );
+      }
+      if (children.every((c) => c.isReady)) return;
+      if (closing) return;
+      if (Date.now() > deadline) {
+        const late = children.filter((c) => !c.isReady);
+        throw new AblateError(
+          ErrorType.InvalidConfig,
+          `${late.length} trainer process(es) not ready within ${(options.readyTimeoutMs ?? 120_000) / 1000} s (see ${late[0]!.trainer.logPath}): ${await tail(late[0]!)}`,
+          { retryable: true },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+  ready.catch(() => undefined);
+
+  const allExited = (async () => {
+    const how = await Promise.all(children.map((c) => c.exited));
+    if (closing) return new Promise<string>(() => undefined);
+    return `all ${children.length} trainer processes exited (${how.map((h, i) => `trainer ${i + 1}: ${h}`).join(', ')}; logs: ${join(config.home, 'logs', 'trainer-N.log')})`;
+  })();
+
+  let closed: Promise<void> | undefined;
+  return {
+    trainers: children.map((c) => c.trainer),
+    ready,
+    allExited,
+    async cpuMicros() {
+      const live = children.filter((c) => c.process.connected && c.process.exitCode === null);
+      await Promise.all(
+        live.map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, 1_000);
+              const onMessage = (m: TrainerMessage) => {
+                if (m.type !== 'cpu') return;
+                clearTimeout(timer);
+                c.process.off('message', onMessage);
+                resolve();
+              };
+              c.process.on('message', onMessage);
+              c.process.send({ type: 'cpu?' } satisfies TrainerMessage, (err) => {
+                if (err) resolve();
+              });
+            }),
+        ),
+      );
+      return children.reduce((sum, c) => sum + c.cpuMicros, 0);
+    },
+    close: (closeOptions = {}) =>
+      (closed ??= (async () => {
+        closing = true;
+        const graceMs = closeOptions.graceMs ?? TRAINER_STOP_GRACE_MS;
+        const running = children.filter((c) => c.process.exitCode === null && c.process.signalCode === null);
+        for (const c of running) c.process.kill('SIGTERM');
+        const all = Promise.all(running.map((c) => c.exited));
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([
+          all.then(() => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
+        ]);
+        clearTimeout(timer);
+        if (late) {
+          for (const c of running) if (c.process.exitCode === null) c.process.kill('SIGKILL');
+          await all;
+        }
+        for (const c of children) if (c.process.connected) c.process.disconnect();
+        process.off('exit', onExit);
+      })()),
+  };
+}
