@@ -103,6 +103,8 @@ export const recordKeys = {
   steps: (runId: string) => `runs/${runId}/steps/`,
   openLineage: (runId: string, stepKey: string) => `runs/${runId}/openlineage/${stepKey}`,
   summary: (runId: string) => `runs/${runId}/summary`,
+  /** What `ablate run` measured over the run (CPU time, cores): infra/run-breakdown.ts. */
+  usage: (runId: string) => `runs/${runId}/usage`,
   cache: (cacheKey: string) => `cache/${cacheKey}`,
   /** Who produced an artifact (first producer wins): for `ablate lineage sha256:…`. */
   producer: (digest: string) => `artifacts/${digest.replace(/^sha256:/, '')}`,

@@ -62,8 +62,24 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     assert.match(r.stderr, /^2 trainer processes \(wasm, 1 thread each\); logs: .*trainer-N\.log$/m);
     // The trainers' CPU-fallback warning goes to their logs, not to the user's terminal.
     assert.doesNotMatch(r.stderr, /WARNING/);
-    const out = lastJsonLine<{ runId: string; status: string }>(r.stdout);
+    const out = lastJsonLine<{
+      runId: string;
+      status: string;
+      breakdown: {
+        workerProcesses: number;
+        kinds: Array<{ uses: string; ran: number }>;
+        measured: { processes: number };
+      };
+    }>(r.stdout);
     assert.equal(out.status, 'completed');
+    // Where the time went: 3 noop steps, in 3 processes (2 trainers and ablate run), all 3 measured.
+    assert.deepEqual(
+      out.breakdown.kinds.map((k) => [k.uses, k.ran]),
+      [['util.noop', 3]],
+    );
+    assert.equal(out.breakdown.workerProcesses, 3);
+    assert.equal(out.breakdown.measured.processes, 3);
+    assert.match(r.stdout, /^cores busy, measured: \d+% \(CPU time of 3 ablate processes: /m);
 
     const records = await stepRecords(home, out.runId);
     const byLabel = new Map(records.map((s) => [s.label, s]));

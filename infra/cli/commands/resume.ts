@@ -53,7 +53,7 @@ ${configFlagsHelp}`,
         return 0;
       }
       const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
-      return reportOutcome(session, runId, outcome, args.values.json === true);
+      return await reportOutcome(session, runId, outcome, args.values.json === true);
     } finally {
       await session.close();
     }

@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { isDebug, openCliSession } from '../cli-session';
@@ -7,6 +9,7 @@ import { QUEUES } from '../../task-queues';
 import { expectedBackend } from '../../../activities/kinds/train/backend';
 import { hurried, interrupted, onShutdown } from '../lifecycle';
 import { startTrainers, type TrainerPool } from '../trainers';
+import { machineCpuTimes, type RunUsage } from '../../run-breakdown';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
 export const runCommand: Command = {
@@ -19,7 +22,10 @@ address configured, ablate uses the embedded dev server of the state directory (
 runs) and in-process workers for both queues, so this one command does everything; when
 \`ablate server start --workers\` runs background workers, they do the work instead. Prints the run id
 and the Web UI link, shows live progress (a live view on a terminal, plain lines otherwise), one line
-per failed step, and ends with a results table.
+per failed step, and ends with a results table and where the time went: per step kind, the steps
+run and served from the cache with their total and median time (from the step records), and how busy
+the cores were, derived (step time / (wall x cores)) and measured (CPU time of this process and its
+trainer processes, and of the whole machine from /proc/stat); \`ablate status RUN_ID\` shows it again.
 
 Ctrl-C detaches (one line says how to reattach: \`ablate status RUN_ID --watch\`; exit code 130). With
 in-process workers the run pauses until an ablate process serves it again; with background or remote
@@ -27,7 +33,8 @@ workers it goes on. Ctrl-C again stops at once (running steps resume from their 
 Exit codes: 0 completed, 1 failed or cancelled, 2 usage error or invalid pipeline, 3 bad environment,
 130 detached (see \`ablate --help\`).
 
-  --json              last line: {"runId", "status", "uiUrl", "counts", "cells", "steps": {KEY: {status, outputs}}}
+  --json              last line: {"runId", "status", "uiUrl", "counts", "cells", "steps": {KEY: {status, outputs}},
+                      "breakdown": {wallMs, cores, kinds, busyStepMs, stepUtilization, measured}}
   --no-cache          recompute every step even when a cached result exists
   --max-parallel N    steps in flight at once (ABLATE_MAX_PARALLEL, default 64)
   --max-cells N       refuse grids with more than N cells (default ${DEFAULT_MAX_CELLS})
@@ -101,6 +108,11 @@ ${configFlagsHelp}`,
         );
         await pool.ready;
       }
+      // Measured over the run: this process, the trainers and the machine, from just before it starts.
+      const startedAtMs = Date.now();
+      const ownCpu = process.cpuUsage();
+      const trainersCpu = (await trainers?.cpuMicros()) ?? 0;
+      const machine = machineCpuTimes();
       const { runId } = await session.call(() =>
         startRun(session, plan, {
           noCache: args.values['no-cache'] === true,
@@ -121,7 +133,22 @@ ${configFlagsHelp}`,
         await session.call(() => session.client.workflow.getHandle(runId).cancel()).catch(() => undefined);
       });
       const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
-      return reportOutcome(session, runId, outcome, args.values.json === true);
+      let usage: RunUsage | undefined;
+      // Only when this process's workers (and trainers) did the work: otherwise it measured nothing.
+      if (outcome.ended === 'closed' && session.workers) {
+        const own = process.cpuUsage(ownCpu);
+        const machineNow = machineCpuTimes();
+        usage = {
+          wallMs: Date.now() - startedAtMs,
+          cores: availableParallelism(),
+          cpuMs: (own.user + own.system + ((await trainers?.cpuMicros()) ?? 0) - trainersCpu) / 1000,
+          processes: 1 + (trainers?.trainers.length ?? 0),
+          ...(machine && machineNow && machineNow.total > machine.total
+            ? { machineBusy: (machineNow.busy - machine.busy) / (machineNow.total - machine.total) }
+            : {}),
+        };
+      }
+      return await reportOutcome(session, runId, outcome, args.values.json === true, usage);
     } finally {
       // The trainers first: they use the server this session may stop when it leaves.
       await trainers?.close({ graceMs: hurried.aborted ? 2_000 : undefined });

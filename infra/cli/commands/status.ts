@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 import { isDebug, openCliSession } from '../cli-session';
 import { UsageError, type Command } from '../command';
 import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
@@ -11,7 +13,8 @@ export const statusCommand: Command = {
   usage: `Usage: ablate status RUN_ID [--watch] [--json]
 
 Shows a run's steps (running ones with their live progress: iteration, loss, images/s, ETA), or, for
-a finished run, its results table. With --watch, follows it to the end; on the embedded server this
+a finished run, its results table and where the time went (step time per kind, cores busy: see
+\`ablate run --help\`). With --watch, follows it to the end; on the embedded server this
 also starts in-process workers, so a run whose \`ablate run\` was closed continues.
 
   --watch   follow the run until it ends
@@ -22,6 +25,7 @@ ${configFlagsHelp}`,
   async run(args) {
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
     const { getRunView } = await import('../../runs');
+    const { breakdownText, loadRunBreakdown } = await import('../../run-breakdown');
     const { reportOutcome, watchRun } = await import('../watch');
     const [runId] = args.positionals;
     if (!runId) throw new UsageError('no run id given (`ablate runs` lists them)');
@@ -37,10 +41,14 @@ ${configFlagsHelp}`,
     try {
       if (watch) {
         const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
-        return reportOutcome(session, runId, outcome, args.values.json === true);
+        return await reportOutcome(session, runId, outcome, args.values.json === true);
       }
       const view = await session.call(() => getRunView(session, runId));
+      const breakdown = view.summary
+        ? await loadRunBreakdown(session.store, view.summary, availableParallelism()).catch(() => undefined)
+        : undefined;
       if (view.summary) console.log(resultsText(view.summary, view.plan));
+      if (breakdown && !args.values.json) console.log(['', ...breakdownText(breakdown)].join('\n'));
       else console.log(liveText(view, Date.now() - (view.startedAt?.getTime() ?? Date.now())));
       const url = session.runUrl(runId);
       if (url && !args.values.json) console.log(`Web UI: ${url}`);
@@ -53,6 +61,7 @@ ${configFlagsHelp}`,
             counts: view.counts,
             steps: view.steps,
             note: view.note ?? null,
+            breakdown: breakdown ?? null,
           }),
         );
       }
