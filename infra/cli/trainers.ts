@@ -64,6 +64,8 @@ export interface TrainerPoolOptions {
   debug?: boolean;
   /** @default 120 s: loading tfjs and bundling on a busy small machine takes a while */
   readyTimeoutMs?: number;
+  /** A trainer ended on its own (not in `close()`): its account, and how many still run. */
+  onExit?: (account: string, left: number) => void;
 }
 
 /** A worker's wind-down: 5 s for running steps, up to 40 s for a cancelled step to stop and checkpoint. */
@@ -77,6 +79,10 @@ interface Child {
   /** Last CPU report, µs. */
   cpuMicros: number;
   isReady: boolean;
+}
+
+function isRunning(c: Child): boolean {
+  return c.process.exitCode === null && c.process.signalCode === null;
 }
 
 export function startTrainers(options: TrainerPoolOptions): TrainerPool {
@@ -116,6 +122,11 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
       cpuMicros: 0,
       isReady: false,
     };
+    void exited.then((how) => {
+      if (closing || !c.isReady) return;
+      const left = children.filter(isRunning).length;
+      options.onExit?.(`trainer ${index} (pid ${c.trainer.pid}) exited (${how}; log ${logPath})`, left);
+    });
     child.on('message', (m: TrainerMessage) => {
       if (m.type === 'ready') c.isReady = true;
       else if (m.type === 'cpu') c.cpuMicros = m.user + m.system;
@@ -125,7 +136,7 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
     children.push(c);
   }
   const onExit = () => {
-    for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
+    for (const c of children) if (isRunning(c)) c.process.kill('SIGTERM');
   };
   process.once('exit', onExit);
 
@@ -169,6 +180,11 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
   })();
 
   let closed: Promise<void> | undefined;
+  let killAt = Infinity;
+  let killTimer: NodeJS.Timeout | undefined;
+  const killLate = () => {
+    for (const c of children) if (isRunning(c)) c.process.kill('SIGKILL');
+  };
   return {
     trainers: children.map((c) => c.trainer),
     ready,
@@ -195,25 +211,22 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
       );
       return children.reduce((sum, c) => sum + c.cpuMicros, 0);
     },
-    close: (closeOptions = {}) =>
-      (closed ??= (async () => {
+    close(closeOptions = {}) {
+      // A later close with a shorter grace (a second Ctrl-C while the first wind-down runs) hurries it.
+      const deadline = Date.now() + (closeOptions.graceMs ?? TRAINER_STOP_GRACE_MS);
+      if (deadline < killAt) {
+        killAt = deadline;
+        clearTimeout(killTimer);
+        killTimer = setTimeout(killLate, Math.max(0, killAt - Date.now()));
+      }
+      return (closed ??= (async () => {
         closing = true;
-        const graceMs = closeOptions.graceMs ?? TRAINER_STOP_GRACE_MS;
-        const running = children.filter((c) => c.process.exitCode === null && c.process.signalCode === null);
-        for (const c of running) c.process.kill('SIGTERM');
-        const all = Promise.all(running.map((c) => c.exited));
-        let timer: NodeJS.Timeout | undefined;
-        const late = await Promise.race([
-          all.then(() => false),
-          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs))),
-        ]);
-        clearTimeout(timer);
-        if (late) {
-          for (const c of running) if (c.process.exitCode === null) c.process.kill('SIGKILL');
-          await all;
-        }
+        for (const c of children) if (isRunning(c)) c.process.kill('SIGTERM');
+        await Promise.all(children.map((c) => c.exited));
+        clearTimeout(killTimer);
         for (const c of children) if (c.process.connected) c.process.disconnect();
         process.off('exit', onExit);
-      })()),
+      })());
+    },
   };
 }

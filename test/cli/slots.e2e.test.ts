@@ -131,6 +131,31 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     assert.deepEqual(left, []);
   });
 
+  it('Ctrl-C detaches (exit 130) and stops the trainers; one trainer dying is reported, the other goes on', async () => {
+    const home = join(dir, 'int');
+    const child = spawnAblate(['run', join(dir, 'long.json'), '--slots', 'gpu=2'], {
+      env: { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' },
+    });
+    const watch = waitForStderr(child, /running\s+b \(util\.noop\)/);
+    await watch.match;
+    const [first, second] = trainerPids(home);
+    process.kill(first!, 'SIGKILL');
+    const lost = waitForStderr(
+      child,
+      /^trainer \d \(pid (\d+)\) exited \(SIGKILL; log \S+\); 1 of 2 still train$/m,
+    );
+    assert.equal(Number((await lost.match)[1]), first);
+    child.kill('SIGINT');
+    assert.equal(await watch.exit, 130, watch.text());
+    assert.match(watch.text(), /^detached from long-\S+;/m);
+    assert.equal(
+      processesMentioning(home).includes(second!),
+      false,
+      'the surviving trainer outlived ablate run',
+    );
+    assert.deepEqual(await waitNoProcesses(home, 15_000), []);
+  });
+
   it('a trainer that cannot start is reported with its log, and nothing is left running', async () => {
     const home = join(dir, 'bad');
     const r = await ablate(['run', join(dir, 'two.json'), '--slots', 'gpu=2'], {

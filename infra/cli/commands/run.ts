@@ -94,7 +94,14 @@ ${configFlagsHelp}`,
           `--slots gpu=${trainerCount} ignored: the background workers (pid ${session.backgroundWorkersPid}) serve this state directory`,
         );
       } else if (trainerCount) {
-        trainers = startTrainers({ config, count: trainerCount, debug: isDebug(args.values) });
+        trainers = startTrainers({
+          config,
+          count: trainerCount,
+          debug: isDebug(args.values),
+          onExit: (account, left) => {
+            if (left > 0) console.error(`${account}; ${left} of ${trainerCount} still train`);
+          },
+        });
         const pool = trainers;
         unregister = onShutdown(() => pool.close({ graceMs: hurried.aborted ? 2_000 : undefined }));
         let backend: string;
