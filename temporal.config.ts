@@ -72,13 +72,15 @@ export function resolveConfig(
       `${EnvKey.StoreUrl}=${storeUrl}: expected file:///path or s3://bucket/prefix`,
     );
   }
-  const slots = positiveInt(input.workerSlots, env[EnvKey.WorkerSlots], EnvKey.WorkerSlots);
-  const perQueue =
-    input.slots !== undefined
-      ? parseSlots(input.slots, '--slots')
-      : nonEmpty(env[EnvKey.Slots]) !== undefined
-        ? parseSlots(env[EnvKey.Slots]!, EnvKey.Slots)
-        : {};
+  // Flags before variables: --slots Q=N, then --slots N (ablate worker), then ABLATE_SLOTS, then
+  // ABLATE_WORKER_SLOTS.
+  const flagQueues = input.slots !== undefined ? parseSlots(input.slots, '--slots') : {};
+  const envSlots = nonEmpty(env[EnvKey.Slots]);
+  const envQueues =
+    input.slots === undefined && envSlots !== undefined ? parseSlots(envSlots, EnvKey.Slots) : {};
+  const envWorkerSlots = positiveInt(undefined, env[EnvKey.WorkerSlots], EnvKey.WorkerSlots);
+  const cpuSlots = flagQueues.cpu ?? input.workerSlots ?? envQueues.cpu ?? envWorkerSlots;
+  const trainerProcesses = flagQueues.gpu ?? envQueues.gpu;
   const temporalBin = input.temporalBin ?? nonEmpty(env[EnvKey.TemporalBin]);
   return {
     home,
@@ -89,11 +91,12 @@ export function resolveConfig(
     taskQueuePrefix: input.taskQueuePrefix ?? nonEmpty(env[EnvKey.TaskQueuePrefix]) ?? 'ablate',
     // One GPU step per GPU worker by default; CPU steps up to the cores available.
     workerSlots: {
-      cpu: perQueue.cpu ?? slots ?? Math.max(2, availableParallelism()),
-      gpu: perQueue.gpu !== undefined ? 1 : (slots ?? 1),
+      cpu: cpuSlots ?? Math.max(2, availableParallelism()),
+      // gpu=N means N trainer processes of one slot each, not N slots in one process.
+      gpu: input.workerSlots ?? (trainerProcesses !== undefined ? 1 : envWorkerSlots) ?? 1,
     },
     // Only an explicit gpu=N starts trainer processes: without one, a run behaves as it always has.
-    trainerProcesses: perQueue.gpu ?? 0,
+    trainerProcesses: trainerProcesses ?? 0,
     maxParallel: positiveInt(input.maxParallel, env[EnvKey.MaxParallel], EnvKey.MaxParallel) ?? 64,
     // Enough to hide per-file latency (S3 round trips, small files) without flooding a disk or a server.
     transferConcurrency:

@@ -19,7 +19,9 @@ describe('per-queue slots', () => {
     assert.equal(resolveConfig({ slots: 'cpu=5' }, {}, '/cwd').trainerProcesses, 0);
   });
 
-  it('the flag wins over ABLATE_SLOTS, which wins over ABLATE_WORKER_SLOTS for its queues', () => {
+  it('flags win over variables; ABLATE_SLOTS wins over ABLATE_WORKER_SLOTS for its queues', () => {
+    // `ablate worker --slots 3` beats a per-queue variable.
+    assert.equal(resolveConfig({ workerSlots: 3 }, { ABLATE_SLOTS: 'cpu=6' }, '/cwd').workerSlots.cpu, 3);
     assert.equal(resolveConfig({}, { ABLATE_SLOTS: 'gpu=3' }, '/cwd').trainerProcesses, 3);
     assert.equal(resolveConfig({ slots: 'gpu=2' }, { ABLATE_SLOTS: 'gpu=3' }, '/cwd').trainerProcesses, 2);
     const c = resolveConfig({}, { ABLATE_SLOTS: 'cpu=6', ABLATE_WORKER_SLOTS: '4' }, '/cwd');

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 
 import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
+import { parseSlots } from '../../../temporal.config';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { isDebug, openCliSession } from '../cli-session';
 import { compileFileForCli } from '../compile-file';
@@ -72,7 +73,16 @@ ${configFlagsHelp}`,
     if (extra.length) throw new UsageError('one pipeline file at a time');
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
-    const config = configFrom(args, { maxParallel, slots: stringOption(args, 'slots') });
+    const slots = stringOption(args, 'slots');
+    // A malformed flag is a usage error (exit 2); the same text in ABLATE_SLOTS is a bad environment.
+    if (slots !== undefined) {
+      try {
+        parseSlots(slots, '--slots');
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+    }
+    const config = configFrom(args, { maxParallel, slots });
     const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
     // An invalid pipeline is a usage error (exit 2); the problems were printed.
     if (!plan) return 2;
