@@ -1,6 +1,6 @@
 /** Flags every command that talks to Temporal accepts, mapped onto temporal.config.ts. */
-import { resolveConfig, type AblateConfig } from '../../temporal.config';
-import { stringOption, type CommandArgs, type CommandOptions } from './command';
+import { parseSlots, resolveConfig, type AblateConfig } from '../../temporal.config';
+import { stringOption, UsageError, type CommandArgs, type CommandOptions } from './command';
 
 export const configFlags: CommandOptions = {
   home: { type: 'string' },
@@ -29,6 +29,22 @@ export function configFrom(
     taskQueuePrefix: stringOption(args, 'task-queue-prefix'),
     ...extra,
   });
+}
+
+/**
+ * `--slots Q=N[,Q=N]` of the commands that run workers; a malformed one is a usage error (exit 2),
+ * while the same text in ABLATE_SLOTS is a bad environment (exit 3).
+ */
+export function slotsOption(args: CommandArgs): string | undefined {
+  const raw = stringOption(args, 'slots');
+  if (raw !== undefined) {
+    try {
+      parseSlots(raw, '--slots');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return raw;
 }
 
 /** The flags that make a child ablate process use the same configuration as this one. */

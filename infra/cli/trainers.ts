@@ -15,11 +15,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import type { Client } from '@temporalio/client';
+
 import type { AblateConfig } from '../../temporal.config';
-import { TRAIN_ENV } from '../../activities/kinds/train/backend';
+import { expectedBackend, TRAIN_ENV } from '../../activities/kinds/train/backend';
+import type { QueueName } from '../../workflows/plan-types';
+import { QUEUES } from '../task-queues';
 import { EnvKey } from '../env';
 import { AblateError, ErrorType } from '../errors';
 import { configArgs } from './config-flags';
+import { hurried, onShutdown } from './lifecycle';
 
 const BIN = fileURLToPath(new URL('../../bin/ablate.mjs', import.meta.url));
 
@@ -229,4 +234,84 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
       })());
     },
   };
+}
+
+/** The trainer processes of one command (possibly none), stopped by `close()` or on any exit path. */
+export interface CommandTrainers {
+  pool: TrainerPool | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Start the trainer processes `config.trainerProcesses` asks for, for a command whose session runs
+ * in-process workers for the cpu queue only (see {@link workerQueues}); print the one line about them
+ * and wait until they poll. None when the session runs no workers (background workers serve the
+ * state directory: then say so). Their stop is registered for every exit path (a second Ctrl-C
+ * shortens it).
+ */
+export async function startCommandTrainers(
+  session: { workers: unknown; backgroundWorkersPid: number | undefined },
+  config: AblateConfig,
+  debug: boolean,
+): Promise<CommandTrainers> {
+  const count = config.trainerProcesses;
+  if (!count) return { pool: undefined, close: async () => undefined };
+  if (!session.workers) {
+    console.error(
+      `--slots gpu=${count} ignored: ${session.backgroundWorkersPid ? `the background workers (pid ${session.backgroundWorkersPid}) serve this state directory` : 'this command runs no workers'}`,
+    );
+    return { pool: undefined, close: async () => undefined };
+  }
+  const pool = startTrainers({
+    config,
+    count,
+    debug,
+    onExit: (account, left) => {
+      if (left > 0) console.error(`${account}; ${left} of ${count} still train`);
+    },
+  });
+  const grace = () => ({ graceMs: hurried.aborted ? 2_000 : undefined });
+  const unregister = onShutdown(() => pool.close(grace()));
+  const close = async () => {
+    await pool.close(grace());
+    unregister();
+  };
+  let backend: string;
+  try {
+    backend = expectedBackend();
+  } catch {
+    backend = 'backend per ABLATE_TFJS_BACKEND'; // invalid: each trainer's log says why
+  }
+  console.error(
+    `${count} trainer process${count === 1 ? '' : 'es'} (${backend === 'wasm' ? 'wasm, 1 thread each' : backend}); logs: ${config.home}/logs/trainer-N.log`,
+  );
+  try {
+    await pool.ready;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { pool, close };
+}
+
+/** The queues a command's in-process workers serve: the cpu queue alone when trainers take the gpu one. */
+export function workerQueues(config: AblateConfig): readonly QueueName[] {
+  return config.trainerProcesses ? ['cpu'] : QUEUES;
+}
+
+/**
+ * Cancel `runId` when every trainer has died (its training steps would wait forever otherwise), saying
+ * why; nothing once the command is winding down.
+ */
+export function cancelWhenTrainersDie(
+  trainers: CommandTrainers,
+  session: { call<T>(fn: () => Promise<T>): Promise<T>; client: Client },
+  runId: string,
+  interrupted: AbortSignal,
+): void {
+  void trainers.pool?.allExited.then(async (why) => {
+    if (interrupted.aborted) return;
+    console.error(`${why}: cancelling run ${runId}`);
+    await session.call(() => session.client.workflow.getHandle(runId).cancel()).catch(() => undefined);
+  });
 }

@@ -156,6 +156,32 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     assert.deepEqual(await waitNoProcesses(home, 15_000), []);
   });
 
+  it('`status RUN --watch --slots gpu=2` resumes a detached run with trainer processes', async () => {
+    const home = join(dir, 'resume');
+    const env = { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' };
+    const child = spawnAblate(['run', join(dir, 'two.json')], { env });
+    const watch = waitForStderr(child, /running\s+a \(util\.noop\)/);
+    await watch.match;
+    child.kill('SIGINT');
+    assert.equal(await watch.exit, 130, watch.text());
+    const runId = /detached from (two-\S+);/.exec(watch.text())![1]!;
+    const resumed = await ablate(['status', runId, '--watch', '--slots', 'gpu=2', '--json'], {
+      env,
+      timeoutMs: 120_000,
+    });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /^2 trainer processes /m);
+    assert.equal(lastJsonLine<{ status: string }>(resumed.stdout).status, 'completed');
+    const records = await stepRecords(home, runId);
+    const [b, c] = ['b', 'c'].map((l) => records.find((r) => r.label === l)!);
+    // b waited for `ablate run`'s one gpu slot and never started before the detach: a trainer ran it,
+    // not the `status` process that ran the cpu step c.
+    assert.equal(b!.worker?.taskQueue, 'ablate-gpu');
+    assert.equal(c!.worker?.taskQueue, 'ablate-cpu');
+    assert.notEqual(b!.worker?.pid, c!.worker?.pid);
+    assert.deepEqual(await waitNoProcesses(home, 15_000), []);
+  });
+
   it('a trainer that cannot start is reported with its log, and nothing is left running', async () => {
     const home = join(dir, 'bad');
     const r = await ablate(['run', join(dir, 'two.json'), '--slots', 'gpu=2'], {

@@ -1,15 +1,12 @@
 import { availableParallelism } from 'node:os';
 
 import { DEFAULT_MAX_CELLS } from '../../compiler/compile';
-import { parseSlots } from '../../../temporal.config';
 import { intOption, stringOption, UsageError, type Command } from '../command';
 import { isDebug, openCliSession } from '../cli-session';
 import { compileFileForCli } from '../compile-file';
-import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
-import { QUEUES } from '../../task-queues';
-import { expectedBackend } from '../../../activities/kinds/train/backend';
-import { hurried, interrupted, onShutdown } from '../lifecycle';
-import { startTrainers, type TrainerPool } from '../trainers';
+import { configFlags, configFlagsHelp, configFrom, slotsOption } from '../config-flags';
+import { interrupted } from '../lifecycle';
+import { cancelWhenTrainersDie, startCommandTrainers, workerQueues, type CommandTrainers } from '../trainers';
 import { machineCpuTimes, type RunUsage } from '../../run-breakdown';
 
 /** `ablate run FILE`: compile, start the pipeline workflow, follow it to the end. */
@@ -73,62 +70,27 @@ ${configFlagsHelp}`,
     if (extra.length) throw new UsageError('one pipeline file at a time');
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
-    const slots = stringOption(args, 'slots');
-    // A malformed flag is a usage error (exit 2); the same text in ABLATE_SLOTS is a bad environment.
-    if (slots !== undefined) {
-      try {
-        parseSlots(slots, '--slots');
-      } catch (err) {
-        throw new UsageError((err as Error).message);
-      }
-    }
-    const config = configFrom(args, { maxParallel, slots });
+    const config = configFrom(args, { maxParallel, slots: slotsOption(args) });
     const plan = await compileFileForCli(file, intOption(args, 'max-cells', DEFAULT_MAX_CELLS, 1));
     // An invalid pipeline is a usage error (exit 2); the problems were printed.
     if (!plan) return 2;
     const detach = args.values.detach === true;
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
-    const trainerCount = inProcessWorkers ? config.trainerProcesses : 0;
     const session = await openCliSession(config, {
       // With trainer processes, this process serves the workflows and the cpu queue only.
-      workers: inProcessWorkers ? { queues: trainerCount ? ['cpu'] : QUEUES, workflows: true } : undefined,
+      workers: inProcessWorkers ? { queues: workerQueues(config), workflows: true } : undefined,
       preferBackgroundWorkers: true,
       debug: isDebug(args.values),
     });
-    let trainers: TrainerPool | undefined;
-    let unregister: (() => void) | undefined;
+    let trainers: CommandTrainers | undefined;
     try {
-      if (trainerCount && !session.workers) {
-        console.error(
-          `--slots gpu=${trainerCount} ignored: the background workers (pid ${session.backgroundWorkersPid}) serve this state directory`,
-        );
-      } else if (trainerCount) {
-        trainers = startTrainers({
-          config,
-          count: trainerCount,
-          debug: isDebug(args.values),
-          onExit: (account, left) => {
-            if (left > 0) console.error(`${account}; ${left} of ${trainerCount} still train`);
-          },
-        });
-        const pool = trainers;
-        unregister = onShutdown(() => pool.close({ graceMs: hurried.aborted ? 2_000 : undefined }));
-        let backend: string;
-        try {
-          backend = expectedBackend();
-        } catch {
-          backend = 'backend per ABLATE_TFJS_BACKEND'; // invalid: each trainer's log says why
-        }
-        console.error(
-          `${trainerCount} trainer process${trainerCount === 1 ? '' : 'es'} (${backend === 'wasm' ? 'wasm, 1 thread each' : backend}); logs: ${config.home}/logs/trainer-N.log`,
-        );
-        await pool.ready;
-      }
+      trainers = await startCommandTrainers(session, config, isDebug(args.values));
+      const pool = trainers.pool;
       // Measured over the run: this process, the trainers and the machine, from just before it starts.
       const startedAtMs = Date.now();
       const ownCpu = process.cpuUsage();
-      const trainersCpu = (await trainers?.cpuMicros()) ?? 0;
+      const trainersCpu = (await pool?.cpuMicros()) ?? 0;
       const machine = machineCpuTimes();
       const { runId } = await session.call(() =>
         startRun(session, plan, {
@@ -143,12 +105,7 @@ ${configFlagsHelp}`,
         console.log(runId);
         return 0;
       }
-      // Without a trainer the run's training steps would wait forever: cancel it, say why.
-      void trainers?.allExited.then(async (why) => {
-        if (interrupted.aborted) return;
-        console.error(`${why}: cancelling run ${runId}`);
-        await session.call(() => session.client.workflow.getHandle(runId).cancel()).catch(() => undefined);
-      });
+      cancelWhenTrainersDie(trainers, session, runId, interrupted);
       const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
       let usage: RunUsage | undefined;
       // Only when this process's workers (and trainers) did the work: otherwise it measured nothing.
@@ -158,8 +115,8 @@ ${configFlagsHelp}`,
         usage = {
           wallMs: Date.now() - startedAtMs,
           cores: availableParallelism(),
-          cpuMs: (own.user + own.system + ((await trainers?.cpuMicros()) ?? 0) - trainersCpu) / 1000,
-          processes: 1 + (trainers?.trainers.length ?? 0),
+          cpuMs: (own.user + own.system + ((await pool?.cpuMicros()) ?? 0) - trainersCpu) / 1000,
+          processes: 1 + (pool?.trainers.length ?? 0),
           ...(machine && machineNow && machineNow.total > machine.total
             ? { machineBusy: (machineNow.busy - machine.busy) / (machineNow.total - machine.total) }
             : {}),
@@ -168,8 +125,7 @@ ${configFlagsHelp}`,
       return await reportOutcome(session, runId, outcome, args.values.json === true, usage);
     } finally {
       // The trainers first: they use the server this session may stop when it leaves.
-      await trainers?.close({ graceMs: hurried.aborted ? 2_000 : undefined });
-      unregister?.();
+      await trainers?.close();
       await session.close();
     }
   },
