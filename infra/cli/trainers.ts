@@ -117,9 +117,13 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
     // Its own process group: a Ctrl-C in the terminal reaches `ablate run` alone, which decides.
     const child = spawn(process.execPath, args, { stdio: ['ignore', out, out, 'ipc'], env, detached: true });
     closeSync(out);
-    const exited = new Promise<string>((resolve) =>
-      child.once('exit', (code, signal) => resolve(signal ?? `exit code ${code}`)),
-    );
+    const exited = new Promise<string>((resolve) => {
+      child.once('exit', (code, signal) => resolve(signal ?? `exit code ${code}`));
+      // A process that could not be spawned emits no 'exit'.
+      child.once('error', (err) => {
+        if (child.pid === undefined) resolve(`not started: ${err.message}`);
+      });
+    });
     const c: Child = {
       trainer: { index, pid: child.pid ?? -1, logPath },
       process: child,
@@ -157,7 +161,7 @@ export function startTrainers(options: TrainerPoolOptions): TrainerPool {
     const deadline = Date.now() + (options.readyTimeoutMs ?? 120_000);
     for (;;) {
       for (const c of children) {
-        if (c.process.exitCode !== null || c.process.signalCode !== null)
+        if (!isRunning(c) || c.trainer.pid === -1)
           throw new AblateError(
             ErrorType.InvalidConfig,
             `trainer ${c.trainer.index} (pid ${c.trainer.pid}) exited before it was ready (see ${c.trainer.logPath}): ${await tail(c)}`,
