@@ -136,22 +136,22 @@ export function exitWithParent(parentPid: number, log: (message: string) => void
     if (lost) return;
     lost = true;
     stop();
-    log(`the parent process (pid ${parentPid}) ${how}: stopping`);
+    log(`the parent process (pid ${parentPid}) is gone (${how}): stopping`);
     // Unref'd: a wind-down that ends sooner exits sooner.
     setTimeout(() => process.exit(exitOverride ?? ExitCode.Terminated), ORPHAN_EXIT_BOUND_MS).unref();
     terminate(ExitCode.Terminated);
   };
   const timer = setInterval(() => {
-    if (process.ppid !== parentPid) onLost('is gone');
+    if (process.ppid !== parentPid) onLost('re-parented');
   }, PARENT_POLL_MS);
   timer.unref();
-  const onDisconnect = () => onLost('closed its channel');
+  const onDisconnect = () => onLost('channel closed');
   if (process.channel) process.once('disconnect', onDisconnect);
   const stop = () => {
     clearInterval(timer);
     process.off('disconnect', onDisconnect);
   };
-  if (process.ppid !== parentPid) onLost('is gone');
+  if (process.ppid !== parentPid) onLost('re-parented');
   return stop;
 }
 

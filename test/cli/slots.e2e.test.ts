@@ -1,11 +1,13 @@
 /**
  * `ablate run --slots gpu=N` on the embedded server: the gpu queue's steps run in N trainer processes
  * at once, and no trainer outlives `ablate run`, however it ends (SIGKILL included). A trainer that
- * cannot start is reported with its log; a run whose trainers all died is cancelled, not left waiting.
+ * cannot start is reported with its log; a run whose trainers all died is cancelled, not left waiting;
+ * `ablate worker --parent-pid` notices a SIGKILLed parent even without an IPC channel.
  * Real processes; util.noop steps moved to the gpu queue stand in for training (same queue, same
  * workers, seconds instead of minutes).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,8 @@ import { after, before, describe, it } from 'node:test';
 import type { StepRecord } from '../../activities/runtime/run-records';
 import { ablate, lastJsonLine, spawnAblate } from '../helpers/cli';
 import { processesMentioning, waitForStderr, waitNoProcesses } from './procs';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'ablate.mjs');
 
 const pipeline = (name: string, sleepMs: number) => ({
   name,
@@ -125,7 +129,7 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     for (const n of [1, 2])
       assert.match(
         await readFile(join(home, 'logs', `trainer-${n}.log`), 'utf8'),
-        /the parent process \(pid \d+\) (closed its channel|is gone): stopping/,
+        /the parent process \(pid \d+\) is gone \((channel closed|re-parented)\): stopping/,
       );
     // The last of them to leave stopped the embedded server too.
     assert.deepEqual(left, []);
@@ -179,6 +183,27 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     assert.equal(b!.worker?.taskQueue, 'ablate-gpu');
     assert.equal(c!.worker?.taskQueue, 'ablate-cpu');
     assert.notEqual(b!.worker?.pid, c!.worker?.pid);
+    assert.deepEqual(await waitNoProcesses(home, 15_000), []);
+  });
+
+  it('`ablate worker --parent-pid` without an IPC channel stops when its parent is SIGKILLed', async () => {
+    const home = join(dir, 'orphan');
+    // bash is the parent; the worker has no IPC channel, so only the parent-pid poll can notice.
+    const sh = spawn(
+      'bash',
+      [
+        '-c',
+        `"${process.execPath}" "${BIN}" worker --queue cpu --no-workflows --home "${home}" --parent-pid $$ & wait`,
+      ],
+      { env: { ...process.env, TEMPORAL_ADDRESS: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const ready = waitForStderr(sh, /worker: queue cpu/);
+    await ready.match;
+    sh.kill('SIGKILL');
+    const worker = processesMentioning(home).filter((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--parent-pid'),
+    );
+    assert.equal(worker.length, 1);
     assert.deepEqual(await waitNoProcesses(home, 15_000), []);
   });
 
