@@ -20,6 +20,8 @@ export interface AblateConfigInput {
   storeUrl?: string;
   taskQueuePrefix?: string;
   workerSlots?: number;
+  /** Per-queue slots of `ablate run`, as `--slots` spells them: `gpu=2`, `gpu=2,cpu=4`. */
+  slots?: string;
   maxParallel?: number;
   transferConcurrency?: number;
 }
@@ -41,6 +43,13 @@ export interface AblateConfig {
   taskQueuePrefix: string;
   /** Steps a worker runs at once, per queue. */
   workerSlots: { cpu: number; gpu: number };
+  /**
+   * Trainer processes `ablate run` starts for the gpu queue, each running one step on one wasm
+   * thread (tfjs blocks a process's JS thread while it trains, so parallel training needs processes).
+   * Set by `--slots gpu=N` / `ABLATE_SLOTS=gpu=N`; 0 means the gpu queue is served in-process.
+   * @default 0
+   */
+  trainerProcesses: number;
   /** Steps one pipeline run keeps in flight at once. */
   maxParallel: number;
   /** Files of a folder artifact moved at once (uploads and downloads). @default 16 */
@@ -63,7 +72,15 @@ export function resolveConfig(
       `${EnvKey.StoreUrl}=${storeUrl}: expected file:///path or s3://bucket/prefix`,
     );
   }
-  const slots = positiveInt(input.workerSlots, env[EnvKey.WorkerSlots], EnvKey.WorkerSlots);
+  // Flags before variables: --slots Q=N, then --slots N (ablate worker), then ABLATE_SLOTS, then
+  // ABLATE_WORKER_SLOTS.
+  const flagQueues = input.slots !== undefined ? parseSlots(input.slots, '--slots') : {};
+  const envSlots = nonEmpty(env[EnvKey.Slots]);
+  const envQueues =
+    input.slots === undefined && envSlots !== undefined ? parseSlots(envSlots, EnvKey.Slots) : {};
+  const envWorkerSlots = positiveInt(undefined, env[EnvKey.WorkerSlots], EnvKey.WorkerSlots);
+  const cpuSlots = flagQueues.cpu ?? input.workerSlots ?? envQueues.cpu ?? envWorkerSlots;
+  const trainerProcesses = flagQueues.gpu ?? envQueues.gpu;
   const temporalBin = input.temporalBin ?? nonEmpty(env[EnvKey.TemporalBin]);
   return {
     home,
@@ -73,13 +90,39 @@ export function resolveConfig(
     storeUrl,
     taskQueuePrefix: input.taskQueuePrefix ?? nonEmpty(env[EnvKey.TaskQueuePrefix]) ?? 'ablate',
     // One GPU step per GPU worker by default; CPU steps up to the cores available.
-    workerSlots: { cpu: slots ?? Math.max(2, availableParallelism()), gpu: slots ?? 1 },
+    workerSlots: {
+      cpu: cpuSlots ?? Math.max(2, availableParallelism()),
+      // gpu=N means N trainer processes of one slot each, not N slots in one process.
+      gpu: input.workerSlots ?? (trainerProcesses !== undefined ? 1 : envWorkerSlots) ?? 1,
+    },
+    // Only an explicit gpu=N starts trainer processes: without one, a run behaves as it always has.
+    trainerProcesses: trainerProcesses ?? 0,
     maxParallel: positiveInt(input.maxParallel, env[EnvKey.MaxParallel], EnvKey.MaxParallel) ?? 64,
     // Enough to hide per-file latency (S3 round trips, small files) without flooding a disk or a server.
     transferConcurrency:
       positiveInt(input.transferConcurrency, env[EnvKey.TransferConcurrency], EnvKey.TransferConcurrency) ??
       DEFAULT_TRANSFER_CONCURRENCY,
   };
+}
+
+/**
+ * Parse per-queue slots, `gpu=2` or `gpu=2,cpu=4` (`source` names the flag or variable in errors).
+ */
+export function parseSlots(raw: string, source: string): Partial<Record<'cpu' | 'gpu', number>> {
+  const out: Partial<Record<'cpu' | 'gpu', number>> = {};
+  for (const part of raw.split(',').map((p) => p.trim())) {
+    const m = /^(cpu|gpu)=(\d+)$/.exec(part);
+    const n = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isInteger(n) || n < 1)
+      throw new AblateError(
+        ErrorType.InvalidConfig,
+        `${source}=${raw}: expected QUEUE=N[,QUEUE=N] with QUEUE cpu or gpu and N a positive integer, e.g. gpu=2 or gpu=2,cpu=4`,
+      );
+    if (out[m[1] as 'cpu' | 'gpu'] !== undefined)
+      throw new AblateError(ErrorType.InvalidConfig, `${source}=${raw}: ${m[1]} is given twice`);
+    out[m[1] as 'cpu' | 'gpu'] = n;
+  }
+  return out;
 }
 
 /** Per user, not per directory: every shell of a user finds the same runs and the same server. */

@@ -20,6 +20,11 @@ export const EnvKey = {
   TaskQueuePrefix: 'ABLATE_TASK_QUEUE_PREFIX',
   /** Steps one worker runs at once. */
   WorkerSlots: 'ABLATE_WORKER_SLOTS',
+  /**
+   * Slots per queue for `ablate run`'s own workers, e.g. `gpu=2,cpu=4`: `gpu=N` runs the gpu queue's
+   * steps in N trainer processes (one step and one wasm thread each). Unset: one in-process gpu slot.
+   */
+  Slots: 'ABLATE_SLOTS',
   /** Steps one pipeline run keeps in flight at once. */
   MaxParallel: 'ABLATE_MAX_PARALLEL',
   /** Files of a folder artifact one worker or command uploads or downloads at once. @default 16 */

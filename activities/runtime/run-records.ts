@@ -21,6 +21,8 @@ export interface StepRecord {
   startedAt: string;
   endedAt: string;
   durationMs: number;
+  /** The worker process that ran it (or served it from the cache); older records lack it. */
+  worker?: { host: string; pid: number; taskQueue: string };
 }
 
 /** Where a step's training continued from. */
@@ -101,6 +103,8 @@ export const recordKeys = {
   steps: (runId: string) => `runs/${runId}/steps/`,
   openLineage: (runId: string, stepKey: string) => `runs/${runId}/openlineage/${stepKey}`,
   summary: (runId: string) => `runs/${runId}/summary`,
+  /** What `ablate run` measured over the run (CPU time, cores): infra/run-breakdown.ts. */
+  usage: (runId: string) => `runs/${runId}/usage`,
   cache: (cacheKey: string) => `cache/${cacheKey}`,
   /** Who produced an artifact (first producer wins): for `ablate lineage sha256:…`. */
   producer: (digest: string) => `artifacts/${digest.replace(/^sha256:/, '')}`,

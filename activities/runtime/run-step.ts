@@ -370,6 +370,7 @@ export function createRunStep(deps: RunStepDeps) {
           startedAt: s.toISOString(),
           endedAt: e.toISOString(),
           durationMs: e.getTime() - s.getTime(),
+          worker: workerIdentity(info.taskQueue),
         };
         await store.putRecord(recordKeys.step(input.runId, step!.key), full);
       }

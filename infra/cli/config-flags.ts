@@ -1,6 +1,6 @@
 /** Flags every command that talks to Temporal accepts, mapped onto temporal.config.ts. */
-import { resolveConfig, type AblateConfig } from '../../temporal.config';
-import { stringOption, type CommandArgs, type CommandOptions } from './command';
+import { parseSlots, resolveConfig, type AblateConfig } from '../../temporal.config';
+import { stringOption, UsageError, type CommandArgs, type CommandOptions } from './command';
 
 export const configFlags: CommandOptions = {
   home: { type: 'string' },
@@ -19,7 +19,7 @@ export const configFlagsHelp = `Connection (each overrides its environment varia
 
 export function configFrom(
   args: CommandArgs,
-  extra: { workerSlots?: number; maxParallel?: number } = {},
+  extra: { workerSlots?: number; slots?: string; maxParallel?: number } = {},
 ): AblateConfig {
   return resolveConfig({
     home: stringOption(args, 'home'),
@@ -29,4 +29,35 @@ export function configFrom(
     taskQueuePrefix: stringOption(args, 'task-queue-prefix'),
     ...extra,
   });
+}
+
+/**
+ * `--slots Q=N[,Q=N]` of the commands that run workers; a malformed one is a usage error (exit 2),
+ * while the same text in ABLATE_SLOTS is a bad environment (exit 3).
+ */
+export function slotsOption(args: CommandArgs): string | undefined {
+  const raw = stringOption(args, 'slots');
+  if (raw !== undefined) {
+    try {
+      parseSlots(raw, '--slots');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return raw;
+}
+
+/** The flags that make a child ablate process use the same configuration as this one. */
+export function configArgs(config: AblateConfig): string[] {
+  return [
+    '--home',
+    config.home,
+    ...(config.temporalAddress !== undefined ? ['--address', config.temporalAddress] : []),
+    '--namespace',
+    config.namespace,
+    '--store',
+    config.storeUrl,
+    '--task-queue-prefix',
+    config.taskQueuePrefix,
+  ];
 }

@@ -11,6 +11,8 @@
  *   Ctrl-C 3 times   exit at once
  *   SIGTERM          wind down quietly, exit 143
  *   SIGPIPE / EPIPE  stdout or stderr was closed: wind down quietly, exit 141
+ *   parent gone      a child process (`ablate worker --parent-pid`) whose parent ended, however it
+ *                    ended (SIGKILL included): wind down as on SIGTERM, exit 143 (bounded)
  */
 import { errorMessage } from '../errors';
 
@@ -115,6 +117,42 @@ function terminate(code: number): void {
   if (claims > 0) {
     if (!interrupt.signal.aborted) interrupt.abort();
   } else void shutdown(code);
+}
+
+/** How often a child checks that its parent is still there. */
+const PARENT_POLL_MS = 1_000;
+/** A child whose parent is gone winds down like on SIGTERM, but never takes longer than this. */
+export const ORPHAN_EXIT_BOUND_MS = 45_000;
+
+/**
+ * End this process when `parentPid` ends, however it ends (a SIGKILLed parent runs no clean-up): the
+ * IPC channel closing (when there is one) tells at once, and a poll of our parent pid every second is
+ * the backstop (an orphan is re-parented, so `process.ppid` changes; a reused pid cannot fool it).
+ * The wind-down is the SIGTERM one; a hard bound makes sure it ends. Returns the stop.
+ */
+export function exitWithParent(parentPid: number, log: (message: string) => void): () => void {
+  let lost = false;
+  const onLost = (how: string) => {
+    if (lost) return;
+    lost = true;
+    stop();
+    log(`the parent process (pid ${parentPid}) is gone (${how}): stopping`);
+    // Unref'd: a wind-down that ends sooner exits sooner.
+    setTimeout(() => process.exit(exitOverride ?? ExitCode.Terminated), ORPHAN_EXIT_BOUND_MS).unref();
+    terminate(ExitCode.Terminated);
+  };
+  const timer = setInterval(() => {
+    if (process.ppid !== parentPid) onLost('re-parented');
+  }, PARENT_POLL_MS);
+  timer.unref();
+  const onDisconnect = () => onLost('channel closed');
+  if (process.channel) process.once('disconnect', onDisconnect);
+  const stop = () => {
+    clearInterval(timer);
+    process.off('disconnect', onDisconnect);
+  };
+  if (process.ppid !== parentPid) onLost('re-parented');
+  return stop;
 }
 
 function onInterrupt(): void {

@@ -4,9 +4,12 @@
  * one line (step, cells, kind, error, where the full log is), steps not run because of it one summary
  * line; then the results table, and with --json one JSON object as the last line.
  */
+import { availableParallelism } from 'node:os';
+
 import { createLogUpdate } from 'log-update';
 
-import type { RunSummary } from '../../activities/runtime/run-records';
+import { recordKeys, type RunSummary } from '../../activities/runtime/run-records';
+import { breakdownText, loadRunBreakdown, type RunBreakdown, type RunUsage } from '../run-breakdown';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
 import { claimInterrupt, ExitCode, imposedExitCode, interrupted } from './lifecycle';
@@ -95,8 +98,18 @@ export async function watchRun(
   }
 }
 
-/** Print the end of a run: results table, and the JSON line when asked. Returns the exit code. */
-export function reportOutcome(session: Session, runId: string, outcome: WatchOutcome, json: boolean): number {
+/**
+ * Print the end of a run: results table, where the time went (step kinds, cores; see
+ * run-breakdown.ts), and the JSON line when asked. `usage` is what `ablate run` measured, stored with
+ * the run first so later commands show it too. Returns the exit code.
+ */
+export async function reportOutcome(
+  session: Session,
+  runId: string,
+  outcome: WatchOutcome,
+  json: boolean,
+  usage?: RunUsage,
+): Promise<number> {
   if (outcome.ended === 'detached') {
     const code = imposedExitCode() ?? ExitCode.Interrupted;
     if (code !== ExitCode.Interrupted) return code;
@@ -109,6 +122,13 @@ export function reportOutcome(session: Session, runId: string, outcome: WatchOut
   const { summary, view } = outcome;
   if (summary && view) console.log(resultsText(summary, view.plan));
   else console.log(`run ${runId} ended ${String(outcome.status).toLowerCase()} without a summary`);
+  let breakdown: RunBreakdown | undefined;
+  if (summary) {
+    if (usage) await session.store.putRecord(recordKeys.usage(runId), usage).catch(() => undefined);
+    // A report, not the outcome: a store that cannot list the records must not fail a finished run.
+    breakdown = await loadRunBreakdown(session.store, summary, availableParallelism()).catch(() => undefined);
+    if (breakdown) console.log(['', ...breakdownText(breakdown)].join('\n'));
+  }
   if (json) {
     const steps: Record<string, unknown> = {};
     for (const s of summary?.steps ?? []) {
@@ -129,6 +149,7 @@ export function reportOutcome(session: Session, runId: string, outcome: WatchOut
         counts: summary?.counts ?? null,
         cells: summary?.cells ?? [],
         steps,
+        breakdown: breakdown ?? null,
       }),
     );
   }

@@ -5,6 +5,7 @@
 import type { ErrorObject } from 'ajv';
 
 import { suggest } from '../did-you-mean';
+import { RENAMED_VALUES } from '../kinds/train-knobs';
 import { AblateError, ErrorType } from '../errors';
 import type { SourcePosition } from './json-source';
 
@@ -132,7 +133,11 @@ export function ajvIssues(errors: readonly ErrorObject[], basePointer: string): 
                 allowed.filter((a): a is string => typeof a === 'string'),
               )
             : undefined;
-        message = `must be one of ${allowed.map(show).join(', ')}, found ${show(e.data)}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+        const renamed = typeof e.data === 'string' ? RENAMED_VALUES[e.data] : undefined;
+        message =
+          renamed && renamed.to.every((v) => allowed.includes(v))
+            ? `${renamed.hint}; must be one of ${allowed.map(show).join(', ')}`
+            : `must be one of ${allowed.map(show).join(', ')}, found ${show(e.data)}${hint ? ` (did you mean "${hint}"?)` : ''}`;
         break;
       }
       case 'const':

@@ -1,13 +1,13 @@
 /**
  * `train.detector`: trains the CenterNet-style detector (detector.ts) on a COCO split, from an
  * ImageNet-style pre-trained backbone (`init: imagenet`) or from He initialisation (`init: scratch`),
- * with the paper's knobs: norm (gn | syncbn | bn | frozenbn), schedule (1x..6x, the paper's decay rule
+ * with the paper's knobs: norm (gn | bn-batch | bn-replica | frozenbn), schedule (1x..6x, the paper's decay rule
  * scaled by baseIterations / 90k), the training subset (the `train` split it is given), and optional
  * periodic evaluation for AP-vs-iterations curves. tfjs is loaded only inside `run`.
  */
 import type { ArtifactRef } from '../../workflows/plan-types';
 import { defineKind, fileRefSchema, folderRefSchema, metricsSchema } from './descriptor';
-import type { ArchName, NormKind, TrainingKnobs } from './train-knobs';
+import { NORM_DESCRIPTION, type ArchName, type NormKind, type TrainingKnobs } from './train-knobs';
 
 /** Parameters of `train.detector` (defaults: {@link DETECTOR_DEFAULTS}). */
 export interface TrainDetectorParams extends TrainingKnobs {
@@ -70,7 +70,10 @@ export const trainDetectorKind = defineKind<TrainDetectorParams>({
         oneOf: [fileRefSchema, { type: 'null' }],
         description: 'The weights output of train.pretrain (required iff init is imagenet).',
       },
-      norm: { enum: ['gn', 'syncbn', 'bn', 'frozenbn'] },
+      norm: {
+        enum: ['gn', 'bn-batch', 'bn-replica', 'frozenbn'],
+        description: `${NORM_DESCRIPTION}; frozenbn: pre-trained BN statistics and affine parameters frozen (init imagenet).`,
+      },
       schedule: {
         oneOf: [
           { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?x$' },

@@ -6,8 +6,34 @@
 /** Backbone depth/width families. */
 export type ArchName = 'tiny' | 'r50' | 'r101';
 
-/** Normalisation layers (see activities/kinds/train/norms.ts). */
-export type NormKind = 'gn' | 'bn' | 'syncbn' | 'frozenbn' | 'none';
+/**
+ * Normalisation layers (see activities/kinds/train/norms.ts): `gn` GroupNorm; `bn-batch` BatchNorm
+ * with statistics over the whole batch of the training process; `bn-replica` BatchNorm with
+ * statistics per group of `bnImagesPerReplica` images (the paper's per-GPU BN, simulated); `frozenbn`
+ * pre-trained statistics and affine parameters frozen. None of them synchronises anything across
+ * devices: tfjs trains one replica per process.
+ */
+export type NormKind = 'gn' | 'bn-batch' | 'bn-replica' | 'frozenbn' | 'none';
+
+/** Schema description of the `norm` parameter, shared by both training kinds. */
+export const NORM_DESCRIPTION =
+  'gn: GroupNorm; bn-batch: BatchNorm statistics over the whole batch of the training process (what SyncBN computes for that batch, without any cross-device synchronisation); bn-replica: BatchNorm statistics per group of bnImagesPerReplica images (the per-GPU BN of multi-GPU training, simulated in one process)';
+
+/**
+ * Values of an enum parameter that were renamed, with the hint a pipeline still using them gets (the
+ * compiler reports it instead of a bare "must be one of"): never a silent alias, since the old names
+ * claimed what the code does not do (`syncbn`) or became ambiguous (`bn`).
+ */
+export const RENAMED_VALUES: Readonly<Record<string, { to: readonly string[]; hint: string }>> = {
+  syncbn: {
+    to: ['bn-batch'],
+    hint: '"syncbn" was renamed "bn-batch": BatchNorm statistics over the whole batch of one training process, which is not synchronised across devices',
+  },
+  bn: {
+    to: ['bn-replica', 'bn-batch'],
+    hint: '"bn" was split in two: "bn-replica" (statistics per group of bnImagesPerReplica images, what "bn" computed) or "bn-batch" (statistics over the whole batch)',
+  },
+};
 
 /** A tfjs backend a training step may be forced onto. */
 export type BackendChoice = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -39,7 +65,7 @@ export interface TrainingKnobs {
   checkpointEvery: number;
   /** Checkpoints kept for this configuration; older ones are deleted as training goes. @default 3 */
   keepCheckpoints?: number;
-  /** bn: images per simulated replica (per-GPU batch). */
+  /** bn-replica: images per simulated replica (per-GPU batch). */
   bnImagesPerReplica: number;
   /** GroupNorm groups. @default 8 for tiny, 32 otherwise */
   gnGroups?: number;

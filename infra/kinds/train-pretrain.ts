@@ -6,14 +6,14 @@
  */
 import type { ArtifactRef } from '../../workflows/plan-types';
 import { defineKind, folderRefSchema, metricsSchema } from './descriptor';
-import type { ArchName, TrainingKnobs } from './train-knobs';
+import { NORM_DESCRIPTION, type ArchName, type TrainingKnobs } from './train-knobs';
 
 /** Parameters of `train.pretrain` (defaults: {@link PRETRAIN_DEFAULTS}). */
 export interface TrainPretrainParams extends TrainingKnobs {
   /** The dataset directory (tree) with `train/<class>/*` and `val/<class>/*`. */
   dataset: ArtifactRef;
   /** Frozen BN is a fine-tuning choice, not a pre-training one. */
-  norm: 'gn' | 'syncbn' | 'bn';
+  norm: 'gn' | 'bn-batch' | 'bn-replica';
 }
 
 /** Defaults of the optional parameters. */
@@ -46,7 +46,7 @@ export const trainPretrainKind = defineKind<TrainPretrainParams>({
       dataset: { ...folderRefSchema, description: 'Dataset tree with train/<class>/* and val/<class>/*.' },
       arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
       width: { type: 'integer', minimum: 4, maximum: 256 },
-      norm: { enum: ['gn', 'syncbn', 'bn'] },
+      norm: { enum: ['gn', 'bn-batch', 'bn-replica'], description: NORM_DESCRIPTION },
       schedule: {
         oneOf: [
           { type: 'string', pattern: '^[0-9]+(\\.[0-9]+)?x$' },

@@ -20,7 +20,7 @@ function view(steps: StepView[]): RunView {
 
 const train: StepView = {
   key: 'k1',
-  label: 'train{init=imagenet,schedule=1x,norm=syncbn,backbone=resnet50-with-a-very-long-name}',
+  label: 'train{init=imagenet,schedule=1x,norm=bn-batch,backbone=resnet50-with-a-very-long-name}',
   uses: 'train.detector',
   status: 'running',
   progress: {

@@ -259,6 +259,33 @@ describe('pipeline compiler', () => {
       ]);
     });
 
+    it('a renamed norm is an error naming the new value, not a silent alias', () => {
+      const pretrain = (norm: string) => ({
+        uses: 'train.pretrain',
+        with: { dataset: '${steps.a.outputs.dataset}', norm },
+      });
+      const lines = problems({
+        name: 'p',
+        steps: {
+          a: {
+            uses: 'dataset.synth',
+            with: { task: 'classification', format: 'imagenet', images: 8, seed: 0 },
+          },
+          old: pretrain('syncbn'),
+          ambiguous: pretrain('bn'),
+        },
+      });
+      assert.equal(lines.length, 2, lines.join('\n'));
+      assert.match(
+        lines.find((l) => l.includes('/steps/old/'))!,
+        /^p\.json:\/steps\/old\/with\/norm: "syncbn" was renamed "bn-batch": BatchNorm statistics over the whole batch of one training process, which is not synchronised across devices; must be one of "gn", "bn-batch", "bn-replica" \(in cell default\) \(line \d+:\d+\)$/,
+      );
+      assert.match(
+        lines.find((l) => l.includes('/steps/ambiguous/'))!,
+        /^p\.json:\/steps\/ambiguous\/with\/norm: "bn" was split in two: "bn-replica" \(statistics per group of bnImagesPerReplica images, what "bn" computed\) or "bn-batch" \(statistics over the whole batch\); must be one of/,
+      );
+    });
+
     it('`needs` naming a missing step', () => {
       assert.deepEqual(
         problems({

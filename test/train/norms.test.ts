@@ -61,8 +61,8 @@ describe('closed-form norms', () => {
   }> = [
     { kind: 'gn', groups: 4, perReplica: 0, shape: [2, 5, 7, 8] },
     { kind: 'gn', groups: 32, perReplica: 0, shape: [1, 3, 3, 12] },
-    { kind: 'syncbn', groups: 0, perReplica: 4, shape: [4, 5, 3, 6] },
-    { kind: 'bn', groups: 0, perReplica: 2, shape: [4, 5, 3, 6] },
+    { kind: 'bn-batch', groups: 0, perReplica: 4, shape: [4, 5, 3, 6] },
+    { kind: 'bn-replica', groups: 0, perReplica: 2, shape: [4, 5, 3, 6] },
   ];
   for (const { kind, groups, perReplica, shape } of cases) {
     it(`${kind} ${shape.join('x')}: y, dx, dgamma and dbeta match autodiff of the composed ops`, () => {
@@ -107,7 +107,7 @@ describe('closed-form norms', () => {
     });
   }
 
-  it('bn updates running statistics from the batch, and frozenbn uses them without training them', () => {
+  it('bn-batch updates running statistics from the batch, and frozenbn uses them without training them', () => {
     const x = tf.tensor4d(
       Float32Array.from({ length: 2 * 4 * 4 * 3 }, (_, i) => (i % 3) + 1),
       [2, 4, 4, 3],
@@ -118,7 +118,7 @@ describe('closed-form norms', () => {
       mean: tf.variable(tf.zeros([3]), false),
       variance: tf.variable(tf.ones([3]), false),
     };
-    applyNorm(tf, 'syncbn', x, p, true);
+    applyNorm(tf, 'bn-batch', x, p, true);
     // The channel means are 1, 2, 3 with zero variance: 10% of the way from (0, 1).
     assert.deepEqual(
       Array.from(p.mean.dataSync()).map((v) => +v.toFixed(5)),
@@ -140,7 +140,7 @@ describe('closed-form norms', () => {
       variance: tf.variable(tf.ones([2])),
     };
     assert.throws(
-      () => applyNorm(tf, 'bn', tf.ones([3, 2, 2, 2]), p, true, { imagesPerReplica: 2 }),
+      () => applyNorm(tf, 'bn-replica', tf.ones([3, 2, 2, 2]), p, true, { imagesPerReplica: 2 }),
       /batch 3 is not a multiple of the 2 images per replica/,
     );
   });

@@ -72,7 +72,7 @@ describe('training kinds', () => {
       train: det.train as ArtifactRef,
       val: det.val as ArtifactRef,
       init: 'scratch',
-      norm: 'bn',
+      norm: 'bn-replica',
       schedule: '1x',
       baseIterations: 12,
       arch: 'tiny',
@@ -101,7 +101,7 @@ describe('training kinds', () => {
     assert.equal(validate({ ...withOut, init: 'scratch', norm: 'frozenbn' }), false);
     assert.equal(validate({ ...withOut, init: 'scratch', schedule: 'long' }), false);
     const pretrain = kindValidator(trainPretrain);
-    const params: Record<string, unknown> = { dataset: ref, norm: 'syncbn' };
+    const params: Record<string, unknown> = { dataset: ref, norm: 'bn-batch' };
     assert.equal(pretrain(params), true);
     assert.equal(params.baseIterations, 300, 'defaults are filled in');
     assert.equal(pretrain({ dataset: ref, norm: 'frozenbn' }), false);
@@ -298,7 +298,7 @@ describe('training kinds', () => {
         dataset: cls,
         arch: 'tiny',
         width: 4,
-        norm: 'bn',
+        norm: 'bn-replica',
         schedule: '1x',
         baseIterations: 6,
         batchSize: 4,

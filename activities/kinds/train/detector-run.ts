@@ -96,7 +96,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
   if (p.norm === 'frozenbn' && p.init !== 'imagenet') {
     throw permanent(
       ErrorType.InvalidInput,
-      'norm "frozenbn" freezes pre-trained statistics: it needs init "imagenet" (use gn or syncbn from scratch)',
+      'norm "frozenbn" freezes pre-trained statistics: it needs init "imagenet" (use gn or bn-batch from scratch)',
     );
   }
   const schedule = stepSchedule(p);

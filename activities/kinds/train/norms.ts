@@ -1,6 +1,6 @@
 /**
- * Normalisation layers with closed-form backward passes: GroupNorm, BatchNorm with per-replica or
- * synchronised (global-batch) statistics, and frozen BatchNorm.
+ * Normalisation layers with closed-form backward passes: GroupNorm, BatchNorm with whole-batch or
+ * per-simulated-replica statistics, and frozen BatchNorm.
  *
  * tfjs has no GroupNorm, and autodiff through `tf.moments` + `tf.batchNorm` costs ~2x the closed form
  * on wasm (many small kernels). Both norms here are one "grouped" normalisation: x [N,H,W,C] is viewed
@@ -16,10 +16,11 @@
  * The variance is one-pass (E[x^2] - mu^2, clamped at 0): fine for activations of He-initialised nets,
  * less robust than two-pass when |mean| >> std.
  *
- * SyncBN means statistics over the global batch across replicas. One tfjs process is one replica (tfjs
- * has no multi-GPU data parallelism or cross-device all-reduce), so `syncbn` computes statistics over
- * the whole batch this process trains on, and `bn` reproduces the paper's per-GPU BN by computing them
- * over groups of `imagesPerReplica` images of that batch, as if each group were on its own GPU.
+ * Nothing here is synchronised across devices: one tfjs process is one replica (tfjs has no multi-GPU
+ * data parallelism or cross-device all-reduce). `bn-batch` computes statistics over the whole batch
+ * this process trains on (numerically what SyncBN computes for a global batch of that size, without any
+ * synchronisation), and `bn-replica` reproduces the paper's per-GPU BN by computing them over groups of
+ * `imagesPerReplica` images of that batch, as if each group were on its own GPU.
  */
 import type * as TfType from '@tensorflow/tfjs';
 import type { NormKind } from '../../../infra/kinds/train-knobs';
@@ -34,7 +35,7 @@ type Variable = TfType.Variable;
 export type { NormKind } from '../../../infra/kinds/train-knobs';
 
 /** Every norm kind, for schemas and messages. */
-export const NORM_KINDS: readonly NormKind[] = ['gn', 'syncbn', 'bn', 'frozenbn', 'none'];
+export const NORM_KINDS: readonly NormKind[] = ['gn', 'bn-batch', 'bn-replica', 'frozenbn', 'none'];
 
 const EPS = 1e-5;
 /** Running statistics: new = (1 - m) * old + m * batch (PyTorch's convention, m = 0.1). */
@@ -44,7 +45,7 @@ const BN_MOMENTUM = 0.1;
 export interface NormOptions {
   /** GroupNorm groups: the largest divisor of the channel count not above this. @default 32 */
   groups?: number;
-  /** `bn`: images per simulated replica (the paper's per-GPU batch). @default 2 */
+  /** `bn-replica`: images per simulated replica (the paper's per-GPU batch). @default 2 */
   imagesPerReplica?: number;
 }
 
@@ -83,9 +84,11 @@ export function applyNorm(
     return groupedNorm(tf, x, gamma, beta, n, h * w, groupCount(c, options.groups ?? 32));
   }
   if (kind === 'frozenbn' || !training) return frozenNorm(tf, x, p);
-  const perReplica = kind === 'syncbn' ? n : Math.min(options.imagesPerReplica ?? 2, n);
+  const perReplica = kind === 'bn-batch' ? n : Math.min(options.imagesPerReplica ?? 2, n);
   if (n % perReplica !== 0) {
-    throw new Error(`batch ${n} is not a multiple of the ${perReplica} images per replica that bn uses`);
+    throw new Error(
+      `batch ${n} is not a multiple of the ${perReplica} images per replica that bn-replica uses`,
+    );
   }
   const replicas = n / perReplica;
   return groupedNorm(tf, x, gamma, beta, replicas, perReplica * h * w, c, (mean, variance) => {

@@ -21,7 +21,7 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
   if ((p.norm as string) === 'frozenbn') {
     throw permanent(
       ErrorType.InvalidInput,
-      'norm "frozenbn" has no statistics to freeze in pre-training: use gn, syncbn or bn',
+      'norm "frozenbn" has no statistics to freeze in pre-training: use gn, bn-batch or bn-replica',
     );
   }
   const schedule = stepSchedule(p);

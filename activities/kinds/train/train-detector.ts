@@ -1,7 +1,7 @@
 /**
  * `train.detector`: trains the CenterNet-style detector (detector.ts) on a COCO split, from an
  * ImageNet-style pre-trained backbone (`init: imagenet`) or from He initialisation (`init: scratch`),
- * with the paper's knobs: norm (gn | syncbn | bn | frozenbn), schedule (1x..6x, the paper's decay rule
+ * with the paper's knobs: norm (gn | bn-batch | bn-replica | frozenbn), schedule (1x..6x, the paper's decay rule
  * scaled by baseIterations / 90k), the training subset (the `train` split it is given), and optional
  * periodic evaluation for AP-vs-iterations curves. tfjs is loaded only inside `run`.
  */

@@ -1,6 +1,8 @@
+import { isDebug } from '../cli-session';
 import { intOption, UsageError, type Command } from '../command';
-import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
-import { QUEUES } from '../../task-queues';
+import { configFlags, configFlagsHelp, configFrom, slotsOption } from '../config-flags';
+import { interrupted } from '../lifecycle';
+import { cancelWhenTrainersDie, startCommandTrainers, workerQueues, type CommandTrainers } from '../trainers';
 
 /** `ablate resume RUN_ID`: restart a failed, cancelled or terminated run where it stopped. */
 export const resumeCommand: Command = {
@@ -16,6 +18,7 @@ summary's "resumedFrom" says which). Follows the run like \`ablate run\`.
   --max-parallel N    steps in flight at once (ABLATE_MAX_PARALLEL, default 64)
   --detach            restart the run and exit (remote workers do the work)
   --workers           also run in-process workers when TEMPORAL_ADDRESS is set
+  --slots Q=N[,Q=N]   per queue, as for \`ablate run\` (ABLATE_SLOTS): gpu=N trains in N trainer processes
 
 ${configFlagsHelp}`,
   options: {
@@ -24,6 +27,7 @@ ${configFlagsHelp}`,
     'max-parallel': { type: 'string' },
     detach: { type: 'boolean' },
     workers: { type: 'boolean' },
+    slots: { type: 'string' },
   },
   async run(args) {
     // Loaded here, not at the top: Temporal's native bridge takes a while to load.
@@ -35,15 +39,17 @@ ${configFlagsHelp}`,
     if (extra.length) throw new UsageError('one run at a time');
     const maxParallel =
       args.values['max-parallel'] === undefined ? undefined : intOption(args, 'max-parallel', 64, 1);
-    const config = configFrom(args, { maxParallel });
+    const config = configFrom(args, { maxParallel, slots: slotsOption(args) });
     const detach = args.values.detach === true;
     const inProcessWorkers =
       !detach && (config.temporalAddress === undefined || args.values.workers === true);
     const session = await openSession(config, {
-      workers: inProcessWorkers ? { queues: QUEUES, workflows: true } : undefined,
+      workers: inProcessWorkers ? { queues: workerQueues(config), workflows: true } : undefined,
       log: (m) => console.error(m),
     });
+    let trainers: CommandTrainers | undefined;
     try {
+      trainers = await startCommandTrainers(session, config, isDebug(args.values));
       const resumed = await resumeRun(session, runId, { maxParallel });
       console.error(
         `run ${runId} (${resumed.previousStatus}) resumed: ${resumed.reused} step(s) reused, ${resumed.toRun} to run`,
@@ -52,9 +58,11 @@ ${configFlagsHelp}`,
         console.log(runId);
         return 0;
       }
+      cancelWhenTrainersDie(trainers, session, runId, interrupted);
       const outcome = await watchRun(session, runId, { live: process.stderr.isTTY === true });
-      return reportOutcome(session, runId, outcome, args.values.json === true);
+      return await reportOutcome(session, runId, outcome, args.values.json === true);
     } finally {
+      await trainers?.close();
       await session.close();
     }
   },

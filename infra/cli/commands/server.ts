@@ -7,7 +7,7 @@ import { AblateError, ErrorType } from '../../errors';
 import { formatDurationMs } from '../../compiler/duration';
 import { isDebug, openCliSession } from '../cli-session';
 import { intOption, UsageError, type Command, type CommandArgs } from '../command';
-import { configFlags, configFlagsHelp, configFrom } from '../config-flags';
+import { configArgs, configFlags, configFlagsHelp, configFrom } from '../config-flags';
 import { claimInterrupt, interrupted } from '../lifecycle';
 import { QUEUES } from '../../task-queues';
 import type { AblateConfig } from '../../../temporal.config';
@@ -21,20 +21,6 @@ function embeddedConfig(args: CommandArgs): AblateConfig {
       `TEMPORAL_ADDRESS / --address is set (${config.temporalAddress}): \`ablate server\` manages the embedded server; unset it`,
     );
   return config;
-}
-
-/** The flags that make a child ablate process use the same configuration as this one. */
-function configArgs(config: AblateConfig): string[] {
-  return [
-    '--home',
-    config.home,
-    '--namespace',
-    config.namespace,
-    '--store',
-    config.storeUrl,
-    '--task-queue-prefix',
-    config.taskQueuePrefix,
-  ];
 }
 
 /** `ablate server start|stop|status`: the embedded Temporal server of a state directory. */
