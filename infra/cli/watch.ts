@@ -5,10 +5,13 @@
  * line; then the results table, and with --json one JSON object as the last line.
  */
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 import { createLogUpdate } from 'log-update';
 
 import { recordKeys, type RunSummary } from '../../activities/runtime/run-records';
+import type { FindingsResult } from '../report/findings';
+import { isArtifactRef } from '../../workflows/plan-types';
 import { breakdownText, loadRunBreakdown, type RunBreakdown, type RunUsage } from '../run-breakdown';
 import { getRunView, waitForRun, type RunView } from '../runs';
 import type { Session } from '../session';
@@ -128,6 +131,8 @@ export async function reportOutcome(
     // A report, not the outcome: a store that cannot list the records must not fail a finished run.
     breakdown = await loadRunBreakdown(session.store, summary, availableParallelism()).catch(() => undefined);
     if (breakdown) console.log(['', ...breakdownText(breakdown)].join('\n'));
+    const reports = await reportLines(session, summary).catch(() => []);
+    if (reports.length > 0) console.log(['', ...reports].join('\n'));
   }
   if (json) {
     const steps: Record<string, unknown> = {};
@@ -154,4 +159,30 @@ export async function reportOutcome(
     );
   }
   return summary?.status === 'completed' ? ExitCode.Ok : ExitCode.Failed;
+}
+
+/**
+ * The study's findings (each `report.findings` step's verdicts) and where its reports are: the
+ * `report.*` steps' files, as paths for the filesystem store (open them directly) or URIs.
+ */
+async function reportLines(session: Session, summary: RunSummary): Promise<string[]> {
+  const lines: string[] = [];
+  for (const s of summary.steps) {
+    if (s.status !== 'done' && s.status !== 'cached') continue;
+    if (s.uses === 'report.findings' && isArtifactRef(s.outputs?.json)) {
+      const result = await session.store.getJson<FindingsResult>(s.outputs.json);
+      lines.push(`findings (${s.label}; rule: |mean| > ${result.noise} x seed spread):`);
+      for (const f of result.findings)
+        lines.push(
+          `  ${f.id}  ${f.verdict.padEnd(12)} ${f.claim}: ${f.mean >= 0 ? '+' : ''}${f.mean.toFixed(3)} ${f.metric}, spread ${Number.isNaN(f.spread) ? 'n/a' : f.spread.toFixed(3)}`,
+        );
+    }
+  }
+  for (const s of summary.steps) {
+    if ((s.status !== 'done' && s.status !== 'cached') || !s.uses.startsWith('report.')) continue;
+    for (const [name, out] of Object.entries(s.outputs ?? {}))
+      if (isArtifactRef(out) && (name === 'html' || name === 'markdown'))
+        lines.push(`${s.label} ${name}: ${out.uri.startsWith('file:') ? fileURLToPath(out.uri) : out.uri}`);
+  }
+  return lines;
 }
