@@ -93,3 +93,20 @@ export const artifactRefSchema: JsonSchema = refSchema('any');
 
 /** JSON Schema of a value that is a JSON object of numbers and other fields (metrics). */
 export const metricsSchema: JsonSchema = { type: 'object' };
+
+/**
+ * A fan-in parameter: one `{cell, value}` per grid cell, as `${steps.ID.outputs.NAME}` reads in a step
+ * with groupBy. `value` is the schema of each cell's value.
+ */
+export function cellRowsSchema(value: JsonSchema, description: string): JsonSchema {
+  return {
+    type: 'array',
+    description,
+    items: {
+      type: 'object',
+      required: ['cell', 'value'],
+      properties: { cell: { type: 'object' }, value },
+      additionalProperties: false,
+    },
+  };
+}

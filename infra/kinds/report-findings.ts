@@ -6,7 +6,7 @@
  */
 import type { FindingRule } from '../report/findings';
 import type { JsonValue } from '../../workflows/plan-types';
-import { defineKind } from './descriptor';
+import { cellRowsSchema, defineKind } from './descriptor';
 
 export interface ReportFindingsParams {
   title?: string;
@@ -38,27 +38,16 @@ export const reportFindingsKind = defineKind<ReportFindingsParams>({
     properties: {
       title: { type: 'string' },
       rows: {
-        type: 'array',
-        minItems: 1,
-        description:
+        ...cellRowsSchema(
+          {},
           'One {cell, value} of metrics per cell: ${steps.ID.outputs.metrics} in a step with groupBy.',
-        items: {
-          type: 'object',
-          required: ['cell', 'value'],
-          properties: { cell: { type: 'object' }, value: {} },
-          additionalProperties: false,
-        },
+        ),
+        minItems: 1,
       },
-      moreRows: {
-        type: 'array',
-        description: 'More {cell, value} rows of other cells, e.g. ${steps.EVAL_VOC.outputs.metrics}.',
-        items: {
-          type: 'object',
-          required: ['cell', 'value'],
-          properties: { cell: { type: 'object' }, value: {} },
-          additionalProperties: false,
-        },
-      },
+      moreRows: cellRowsSchema(
+        {},
+        'More {cell, value} rows of other cells, e.g. ${steps.EVAL_VOC.outputs.metrics}.',
+      ),
       seedAxis: { type: 'string', minLength: 1, default: 'seed', description: 'The axis of repetitions.' },
       noise: {
         type: 'number',

@@ -7,7 +7,7 @@
  * full per-step lineage and the run timeline.
  */
 import type { JsonValue } from '../../workflows/plan-types';
-import { fileRefSchema, defineKind } from './descriptor';
+import { cellRowsSchema, fileRefSchema, defineKind } from './descriptor';
 
 interface CellRow<V> {
   cell: Record<string, JsonValue>;
@@ -28,17 +28,6 @@ export interface ReportHtmlParams {
   findings?: JsonValue;
 }
 
-const rowsOf = (value: object, description: string) => ({
-  type: 'array',
-  description,
-  items: {
-    type: 'object',
-    required: ['cell', 'value'],
-    properties: { cell: { type: 'object' }, value },
-    additionalProperties: false,
-  },
-});
-
 export const reportHtmlKind = defineKind<ReportHtmlParams>({
   name: 'report.html',
   // 2: the findings section.
@@ -51,13 +40,16 @@ export const reportHtmlKind = defineKind<ReportHtmlParams>({
     required: ['rows'],
     properties: {
       title: { type: 'string' },
-      rows: rowsOf(
+      rows: cellRowsSchema(
         {},
         'One {cell, value} of metrics per cell: ${steps.ID.outputs.metrics} in a step with groupBy.',
       ),
-      moreRows: rowsOf({}, 'More {cell, value} rows of metrics of other cells (a second eval step).'),
-      apCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.apCurve}.'),
-      lossCurves: rowsOf(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.lossCurve}.'),
+      moreRows: cellRowsSchema({}, 'More {cell, value} rows of metrics of other cells (a second eval step).'),
+      apCurves: cellRowsSchema(fileRefSchema, 'One {cell, value} per cell: ${steps.TRAIN.outputs.apCurve}.'),
+      lossCurves: cellRowsSchema(
+        fileRefSchema,
+        'One {cell, value} per cell: ${steps.TRAIN.outputs.lossCurve}.',
+      ),
       findings: { ...fileRefSchema, description: 'The json output of a report.findings step.' },
     },
     additionalProperties: false,

@@ -4,7 +4,7 @@
  * Markdown, CSV and JSON artifacts. Values may be numbers, JSON objects (metrics) or JSON artifacts.
  */
 import type { JsonValue } from '../../workflows/plan-types';
-import { defineKind } from './descriptor';
+import { cellRowsSchema, defineKind } from './descriptor';
 
 interface ReportRow {
   cell: Record<string, JsonValue>;
@@ -30,16 +30,10 @@ export const reportTableKind = defineKind<ReportTableParams>({
     required: ['rows'],
     properties: {
       title: { type: 'string' },
-      rows: {
-        type: 'array',
-        description: 'One {cell, value} per cell: write ${steps.ID.outputs.NAME} in a step with groupBy.',
-        items: {
-          type: 'object',
-          required: ['cell', 'value'],
-          properties: { cell: { type: 'object' }, value: {} },
-          additionalProperties: false,
-        },
-      },
+      rows: cellRowsSchema(
+        {},
+        'One {cell, value} per cell: write ${steps.ID.outputs.NAME} in a step with groupBy.',
+      ),
       columns: { type: 'array', items: { type: 'string', minLength: 1 }, uniqueItems: true },
       precision: { type: 'integer', minimum: 0, maximum: 12, default: 4 },
     },
