@@ -14,7 +14,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { Transform } from 'node:stream';
@@ -31,6 +31,7 @@ import {
   type StepOutputs,
 } from '../../workflows/plan-types';
 import type { BlobBackend, StoredObject } from './backend';
+import { foldersDeepestFirst, READ_ONLY_DIR_MODE, READ_ONLY_FILE_MODE, removeTree } from './read-only';
 import {
   DEFAULT_TRANSFER_CONCURRENCY,
   fanOutSignal,
@@ -112,6 +113,14 @@ export interface VerifyOptions {
 
 /** Result of re-checking one artifact. */
 export type VerifyResult = { status: 'ok' } | { status: 'missing' } | { status: 'corrupt'; actual: string };
+
+/** How {@link ArtifactStore.getFile} writes the file. */
+export interface GetFileOptions {
+  /** Mode of the file created (e.g. 0o444); @default the process's default (0666 & ~umask) */
+  mode?: number;
+  /** The destination's folder exists: skip the mkdir (a tree's files share few folders). */
+  parentExists?: boolean;
+}
 
 /** How many blobs of a tree are checked at once (stat calls, or HEAD requests on S3). */
 const CHECK_CONCURRENCY = 16;
@@ -245,11 +254,11 @@ export class ArtifactStore {
   async getFile(
     ref: ArtifactRef | string,
     destPath: string,
-    options: Pick<TransferOptions, 'signal'> = {},
+    options: Pick<TransferOptions, 'signal'> & GetFileOptions = {},
   ): Promise<void> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     options.signal?.throwIfAborted();
-    await mkdir(dirname(destPath), { recursive: true });
+    if (!options.parentExists) await mkdir(dirname(destPath), { recursive: true });
     const tmp = `${destPath}.part-${randomBytes(4).toString('hex')}`;
     const hash = createHash('sha256');
     try {
@@ -257,7 +266,8 @@ export class ArtifactStore {
       await pipeline(
         source,
         hashing(hash),
-        createWriteStream(tmp),
+        // The mode applies at creation: the open descriptor still writes.
+        createWriteStream(tmp, options.mode === undefined ? {} : { mode: options.mode }),
         options.signal ? { signal: options.signal } : {},
       );
       checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(blobKey(digest)));
@@ -273,8 +283,13 @@ export class ArtifactStore {
    * place), every file verified. The manifest is fetched verified to a temporary file and read twice as
    * a stream (once to check it and count, once to transfer), so a huge one costs little memory; files
    * move {@link transferConcurrency} at once. On an error or an abort nothing is left behind.
+   * `readOnly` makes the files 0444 and the folders 0555 (a worker cache's entries).
    */
-  async getTree(ref: ArtifactRef | string, destDir: string, options: TransferOptions = {}): Promise<void> {
+  async getTree(
+    ref: ArtifactRef | string,
+    destDir: string,
+    options: TransferOptions & { readOnly?: boolean } = {},
+  ): Promise<{ files: number; sizeBytes: number }> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const name = typeof ref === 'string' ? ref : ref.uri;
     const tmp = `${destDir}.part-${randomBytes(4).toString('hex')}`;
@@ -295,20 +310,40 @@ export class ArtifactStore {
       }
       const progress = new ProgressCounter('get', filesTotal, bytesTotal, options.onProgress);
       await mkdir(tmp, { recursive: true });
+      // Folders made so far (a mkdir per file costs more than the write of a small one).
+      const made = new Map<string, Promise<unknown>>([['', Promise.resolve()]]);
+      const makeDir = (rel: string): Promise<unknown> => {
+        let p = made.get(rel);
+        if (!p) {
+          p = mkdir(join(tmp, rel), { recursive: true });
+          made.set(rel, p);
+        }
+        return p;
+      };
+      const mode = options.readOnly ? READ_ONLY_FILE_MODE : undefined;
       await mapOrderedLimit(
         entries(),
         this.transferConcurrency,
         async (entry) => {
-          await this.getFile(entry.digest, join(tmp, entry.path), { signal });
+          const slash = entry.path.lastIndexOf('/');
+          await makeDir(slash < 0 ? '' : entry.path.slice(0, slash));
+          await this.getFile(entry.digest, join(tmp, entry.path), {
+            signal,
+            parentExists: true,
+            ...(mode === undefined ? {} : { mode }),
+          });
           progress.add(entry.sizeBytes);
         },
         () => undefined,
         signal,
       );
+      if (options.readOnly)
+        for (const rel of foldersDeepestFirst(made.keys())) await chmod(join(tmp, rel), READ_ONLY_DIR_MODE);
       await rm(destDir, { recursive: true, force: true });
       await rename(tmp, destDir);
+      return { files: filesTotal, sizeBytes: bytesTotal };
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeTree(tmp);
       throw err;
     } finally {
       dispose();
@@ -320,14 +355,19 @@ export class ArtifactStore {
    * Materialise a file or tree artifact at `dest`. `signal` stops it (nothing is left behind);
    * `onProgress` hears of every finished file.
    */
-  async get(ref: ArtifactRef, dest: string, options: TransferOptions = {}): Promise<void> {
-    if (ref.mediaType === TREE_MEDIA_TYPE) {
-      await this.getTree(ref, dest, options);
-      return;
-    }
+  async get(
+    ref: ArtifactRef,
+    dest: string,
+    options: TransferOptions & { readOnly?: boolean } = {},
+  ): Promise<{ files: number; sizeBytes: number }> {
+    if (ref.mediaType === TREE_MEDIA_TYPE) return this.getTree(ref, dest, options);
     const progress = new ProgressCounter('get', 1, ref.sizeBytes, options.onProgress);
-    await this.getFile(ref, dest, options);
+    await this.getFile(ref, dest, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.readOnly ? { mode: READ_ONLY_FILE_MODE } : {}),
+    });
     progress.add(ref.sizeBytes);
+    return { files: 1, sizeBytes: ref.sizeBytes };
   }
 
   /** Open a verified stream: it errors with CorruptArtifact at the end if the bytes do not match. */
