@@ -363,7 +363,11 @@ export class LocalCache {
         await rename(away, entry).catch(() => removeTree(away));
         continue;
       }
-      await removeTree(away);
+      // Out of the way already (renamed): the disk space comes back in the background, so a step
+      // waiting for its own entry does not wait for a big folder to be deleted.
+      void removeTree(away).catch((err: unknown) =>
+        this.warn(`worker cache ${this.dir}: could not remove ${away}: ${(err as Error).message}`),
+      );
       this.sizes.delete(e.name);
       this.stats.evictions += 1;
       total -= e.sizeBytes;
