@@ -298,10 +298,11 @@ export class ArtifactStore {
     const key = blobKey(digest);
     const source = await this.backend.openRead(key);
     const signal = options.signal;
-    if (signal) addAbortSignal(signal, source);
     // The mode applies at creation: the open descriptor still writes.
     const mode = options.mode === undefined ? {} : { mode: options.mode };
     if (sizeBytes !== undefined && sizeBytes <= SMALL_FILE_BYTES) {
+      // One abort listener per file in flight (a pipeline adds its own), within fanOutSignal's budget.
+      if (signal) addAbortSignal(signal, source);
       const chunks: Buffer[] = [];
       for await (const chunk of source) chunks.push(chunk as Buffer);
       const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
