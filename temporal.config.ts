@@ -24,6 +24,8 @@ export interface AblateConfigInput {
   slots?: string;
   maxParallel?: number;
   transferConcurrency?: number;
+  workerCacheDir?: string;
+  workerCacheBytes?: number;
 }
 
 /** Settings resolved. */
@@ -54,7 +56,21 @@ export interface AblateConfig {
   maxParallel: number;
   /** Files of a folder artifact moved at once (uploads and downloads). @default 16 */
   transferConcurrency: number;
+  /**
+   * A worker's cache of step inputs: steps read their inputs there in place, so an input already on the
+   * host is never moved again (infra/store/local-cache.ts). Shared by the worker processes of a host.
+   * @default <home>/cache/inputs
+   */
+  workerCacheDir: string;
+  /**
+   * Bytes that cache keeps (least recently used entries go first; entries in use stay).
+   * @default 100 GiB
+   */
+  workerCacheBytes: number;
 }
+
+/** Default bound of a worker's input cache: an ImageNet-scale input (~150 GB) needs it raised. */
+export const DEFAULT_WORKER_CACHE_BYTES = 100 * 2 ** 30;
 
 /** Resolve the configuration. `env` and `cwd` are parameters so tests can pass their own. */
 export function resolveConfig(
@@ -102,6 +118,14 @@ export function resolveConfig(
     transferConcurrency:
       positiveInt(input.transferConcurrency, env[EnvKey.TransferConcurrency], EnvKey.TransferConcurrency) ??
       DEFAULT_TRANSFER_CONCURRENCY,
+    workerCacheDir: resolve(
+      cwd,
+      input.workerCacheDir ?? nonEmpty(env[EnvKey.WorkerCacheDir]) ?? join(home, 'cache', 'inputs'),
+    ),
+    workerCacheBytes:
+      input.workerCacheBytes ??
+      byteSize(env[EnvKey.WorkerCacheBytes], EnvKey.WorkerCacheBytes) ??
+      DEFAULT_WORKER_CACHE_BYTES,
   };
 }
 
@@ -123,6 +147,20 @@ export function parseSlots(raw: string, source: string): Partial<Record<'cpu' | 
     out[m[1] as 'cpu' | 'gpu'] = n;
   }
   return out;
+}
+
+/** `123`, `500M`, `1.5G`, `2T` (binary units, optional `B`/`iB`) as bytes; undefined when unset. */
+function byteSize(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?$/i.exec(raw.trim());
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m?.[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  const n = m?.[1] === undefined ? NaN : Math.floor(Number(m[1]) * 1024 ** unit);
+  if (!Number.isSafeInteger(n))
+    throw new AblateError(
+      ErrorType.InvalidConfig,
+      `${name}=${raw}: expected a size in bytes, e.g. 500000000, 500M, 100G or 2T`,
+    );
+  return n;
 }
 
 /** Per user, not per directory: every shell of a user finds the same runs and the same server. */

@@ -29,4 +29,8 @@ export const EnvKey = {
   MaxParallel: 'ABLATE_MAX_PARALLEL',
   /** Files of a folder artifact one worker or command uploads or downloads at once. @default 16 */
   TransferConcurrency: 'ABLATE_TRANSFER_CONCURRENCY',
+  /** A worker's cache of step inputs (read in place by its steps). @default $ABLATE_HOME/cache/inputs */
+  WorkerCacheDir: 'ABLATE_WORKER_CACHE_DIR',
+  /** Bound on that cache: bytes, or with a binary suffix (`500G`, `2T`). @default 100G */
+  WorkerCacheBytes: 'ABLATE_WORKER_CACHE_BYTES',
 } as const;

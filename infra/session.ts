@@ -113,6 +113,7 @@ export async function openSession(config: AblateConfig, options: SessionOptions 
         store,
         workflows: options.workers.workflows,
         cacheDir: join(config.home, 'cache'),
+        inputCache: { dir: config.workerCacheDir, maxBytes: config.workerCacheBytes },
       });
     }
   } catch (err) {

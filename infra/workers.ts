@@ -22,6 +22,7 @@ import { createActivities } from '../activities/runtime/activities';
 import { STOP_GRACE_MS, sweepOrphanWorkDirs } from '../activities/runtime/work-dirs';
 import type { QueueName } from '../workflows/plan-types';
 import type { ArtifactStore } from './store/index';
+import { LocalCache } from './store/local-cache';
 import { taskQueueName } from './task-queues';
 
 const WORKFLOWS_DIR = fileURLToPath(new URL('../workflows', import.meta.url));
@@ -109,6 +110,8 @@ export interface WorkerSetOptions {
   /** Steps at once, per queue. */
   slots: Record<QueueName, number>;
   store: ArtifactStore;
+  /** The cache of step inputs on this host (shared by its worker processes). */
+  inputCache?: { dir: string; maxBytes: number };
   /** Also run the pipeline workflows (on the cpu task queue). */
   workflows: boolean;
   /** Where the workflow bundle is cached. */
@@ -127,7 +130,8 @@ export async function startWorkers(options: WorkerSetOptions): Promise<WorkerSet
   // Work directories of SIGKILLed workers on this machine (no process left to remove them).
   await sweepOrphanWorkDirs();
   const connection = await NativeConnection.connect({ address: options.address });
-  const activities = createActivities({ store: options.store });
+  const cache = options.inputCache ? new LocalCache(options.store, options.inputCache) : undefined;
+  const activities = createActivities({ store: options.store, ...(cache ? { cache } : {}) });
   const workers: Worker[] = [];
   const queues = new Set<QueueName>(options.queues);
   if (options.workflows) queues.add('cpu');

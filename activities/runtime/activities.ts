@@ -5,6 +5,7 @@
  * Workflows type them with {@link StepActivities} and {@link BookkeepingActivities}.
  */
 import type { ArtifactStore } from '../../infra/store/index';
+import type { LocalCache } from '../../infra/store/local-cache';
 import { createDriftCheck } from './drift-check';
 import { createVerdictActivities, type DriftCheck } from './drift-verdict';
 import { createOrchestrationActivities } from './orchestration';
@@ -14,6 +15,8 @@ import { createRunStep, type RunStepInput, type RunStepResult } from './run-step
 
 export interface ActivityDeps {
   store: ArtifactStore;
+  /** The worker's cache of step inputs. @default none: every attempt copies its inputs */
+  cache?: LocalCache;
   /** How scheduled runs are compared with their baseline. @default {@link createDriftCheck} */
   checkDrift?: DriftCheck;
 }
@@ -34,7 +37,11 @@ export function createActivities(
   deps: ActivityDeps,
 ): BookkeepingActivities & VerdictActivities & StepActivities {
   const loadPlan = createPlanLoader(deps.store);
-  const runStep = createRunStep({ store: deps.store, loadPlan });
+  const runStep = createRunStep({
+    store: deps.store,
+    loadPlan,
+    ...(deps.cache ? { cache: deps.cache } : {}),
+  });
   const steps: StepActivities = Object.fromEntries(stepKinds.map((k) => [k.name, runStep]));
   return {
     ...steps,

@@ -22,6 +22,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { assertStepParams } from '../../infra/compiler/kind-schemas';
 import { AblateError, ErrorType, errorMessage, permanent } from '../../infra/errors';
 import type { ArtifactStore } from '../../infra/store/index';
+import type { LocalCache } from '../../infra/store/local-cache';
 import {
   isArtifactRef,
   type ArtifactRef,
@@ -62,6 +63,8 @@ export interface StepHeartbeat {
 
 export interface RunStepDeps {
   store: ArtifactStore;
+  /** The worker's cache of inputs (steps read them in place); without one each attempt copies them. */
+  cache?: LocalCache;
   loadPlan: (ref: ArtifactRef) => Promise<LoadedPlan>;
   /** OpenLineage namespace of the datasets/jobs. */
   lineageNamespace?: string;
@@ -219,8 +222,9 @@ export function createRunStep(deps: RunStepDeps) {
         },
       };
       let resumedFrom: CheckpointCandidate | undefined;
-      const { ctx, annotations } = createStepContext({
+      const { ctx, annotations, release } = createStepContext({
         store,
+        ...(deps.cache ? { cache: deps.cache } : {}),
         workDir,
         heartbeat: (progress) => {
           lastProgress = progress;
@@ -248,6 +252,7 @@ export function createRunStep(deps: RunStepDeps) {
         );
       } finally {
         clearInterval(timer);
+        release();
         await removeWorkDir(workDir);
       }
       for (const [name, spec] of Object.entries(kind.outputs)) {

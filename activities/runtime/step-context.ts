@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 import type { ArtifactStore } from '../../infra/store/index';
+import type { CacheLease, LocalCache } from '../../infra/store/local-cache';
 import type { JsonValue, StepOutputs } from '../../workflows/plan-types';
 import { stepCheckpoints } from './checkpoint-index';
 import type { StepCheckpoints, StepContext, StepKind, StepLogger, StepProgress } from './step-kind';
@@ -17,6 +18,11 @@ import { withWorkDir } from './work-dirs';
 
 export interface StepContextOptions {
   store: ArtifactStore;
+  /**
+   * The worker's cache of inputs: `fetch` returns a read-only path inside it, held until `release`.
+   * Without one, `fetch` copies each input into the work directory (commands run once, tests).
+   */
+  cache?: LocalCache;
   /** Scratch directory; created on first use. */
   workDir: string;
   heartbeat?: (progress: StepProgress) => void;
@@ -32,6 +38,8 @@ export interface StepContextOptions {
 export interface BuiltStepContext {
   ctx: StepContext;
   annotations: Record<string, JsonValue>;
+  /** Let the cache evict the inputs this step fetched: call once the step's work has stopped. */
+  release: () => void;
 }
 
 export const consoleLogger: StepLogger = {
@@ -40,8 +48,9 @@ export const consoleLogger: StepLogger = {
 };
 
 export function createStepContext(options: StepContextOptions): BuiltStepContext {
-  const { store, workDir } = options;
+  const { store, workDir, cache } = options;
   const annotations: Record<string, JsonValue> = {};
+  const leases: CacheLease[] = [];
   const signal = options.signal ?? new AbortController().signal;
   const log = options.log ?? consoleLogger;
   let workDirMade = false;
@@ -65,13 +74,22 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
     async fetch(ref) {
       // A cancelled step starts no new transfer (reads are what a stopping step no longer needs).
       signal.throwIfAborted();
+      const beats = transferHeartbeat(heartbeat, () => kindProgress, 'fetching', ref.digest.slice(0, 19));
+      if (cache) {
+        try {
+          const lease = await cache.acquire(ref, { signal, onProgress: beats.onProgress });
+          leases.push(lease);
+          return lease.path;
+        } finally {
+          beats.done();
+        }
+      }
       const dest = join(
         ctx.workDir,
         'inputs',
         `${ref.digest.slice(7, 23)}-${randomBytes(3).toString('hex')}`,
       );
       await mkdir(join(ctx.workDir, 'inputs'), { recursive: true });
-      const beats = transferHeartbeat(heartbeat, () => kindProgress, 'fetching', ref.digest.slice(0, 19));
       try {
         await store.get(ref, dest, { signal, onProgress: beats.onProgress });
       } finally {
@@ -106,7 +124,13 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       Object.assign(annotations, facts);
     },
   };
-  return { ctx, annotations };
+  return {
+    ctx,
+    annotations,
+    release: () => {
+      for (const lease of leases.splice(0)) lease.release();
+    },
+  };
 }
 
 /**
@@ -119,12 +143,16 @@ export async function runStepLocally<P>(
   options: Omit<StepContextOptions, 'workDir'> & { onProgress?: (p: StepProgress) => void },
 ): Promise<{ outputs: StepOutputs; annotations: Record<string, JsonValue> }> {
   return withWorkDir(kind.name, async (workDir) => {
-    const { ctx, annotations } = createStepContext({
+    const { ctx, annotations, release } = createStepContext({
       ...options,
       workDir,
       heartbeat: options.onProgress ?? options.heartbeat,
     });
-    const outputs = await kind.run(params, ctx);
-    return { outputs, annotations };
+    try {
+      const outputs = await kind.run(params, ctx);
+      return { outputs, annotations };
+    } finally {
+      release();
+    }
   });
 }

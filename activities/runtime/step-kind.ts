@@ -57,7 +57,11 @@ export interface StepLogger {
 export interface StepContext {
   /** Scratch directory for this attempt; removed when the attempt ends. */
   workDir: string;
-  /** Materialise an artifact locally, verified against its digest; a tree becomes a directory. Returns its path. */
+  /**
+   * Materialise an artifact locally, verified against its digest; a tree becomes a directory. Returns
+   * its path, which is read-only on a worker (an entry of the worker's cache, shared with other steps):
+   * write into `workDir` instead.
+   */
   fetch(ref: ArtifactRef): Promise<string>;
   /** Read a (small) artifact into memory, verified. */
   readBytes(ref: ArtifactRef): Promise<Buffer>;

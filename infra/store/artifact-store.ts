@@ -14,10 +14,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
-import { Transform } from 'node:stream';
+import { dirname, join } from 'node:path';
+import { addAbortSignal, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 
@@ -31,6 +31,7 @@ import {
   type StepOutputs,
 } from '../../workflows/plan-types';
 import type { BlobBackend, StoredObject } from './backend';
+import { foldersDeepestFirst, READ_ONLY_DIR_MODE, READ_ONLY_FILE_MODE, removeTree } from './read-only';
 import {
   DEFAULT_TRANSFER_CONCURRENCY,
   fanOutSignal,
@@ -113,6 +114,18 @@ export interface VerifyOptions {
 /** Result of re-checking one artifact. */
 export type VerifyResult = { status: 'ok' } | { status: 'missing' } | { status: 'corrupt'; actual: string };
 
+/** How {@link ArtifactStore.getFile} writes the file. */
+export interface GetFileOptions {
+  /** Mode of the file created (e.g. 0o444); @default the process's default (0666 & ~umask) */
+  mode?: number;
+}
+
+/**
+ * Files up to this size move through memory in one piece: one read, one hash, one write. For a folder
+ * of small files, a stream per file costs more than its bytes.
+ */
+const SMALL_FILE_BYTES = 1 << 20;
+
 /** How many blobs of a tree are checked at once (stat calls, or HEAD requests on S3). */
 const CHECK_CONCURRENCY = 16;
 /** Parsed manifests kept in memory (immutable, so keyed by digest); enough for a run's working set. */
@@ -146,6 +159,17 @@ export class ArtifactStore {
 
   /** Store a local file. Idempotent: storing the same bytes twice is one object. */
   async putFile(path: string, options: { mediaType?: string } = {}): Promise<ArtifactRef> {
+    const small = await readIfSmall(path);
+    if (small) {
+      // One read, one hash: the bytes stored are the very bytes hashed.
+      const digest = hashBytes(small);
+      // A PUT replaces atomically, so storing without asking also repairs a damaged blob.
+      if (small.length <= (this.backend.blindPutMaxBytes ?? -1))
+        await this.backend.putBytes(blobKey(digest), small);
+      else if ((await this.checkBlob(digest, { trustMemo: true })).status !== 'ok')
+        await this.backend.putBytes(blobKey(digest), small);
+      return this.ref(digest, small.length, options.mediaType ?? mediaTypeFor(path));
+    }
     const { digest, sizeBytes } = await hashFile(path);
     const state = await this.checkBlob(digest, { trustMemo: true });
     if (state.status !== 'ok')
@@ -170,24 +194,25 @@ export class ArtifactStore {
   /**
    * Store a directory: every regular file ({@link transferConcurrency} at once), then the manifest,
    * streamed to a temporary file (its bytes, and so its digest, are what the sequential code wrote).
-   * Empty directories are not kept.
+   * The folder is walked twice, once to count and once to store, one directory listing at a time, so
+   * memory does not grow with the number of files. Empty directories are not kept.
    */
   async putTree(dir: string, options: TransferOptions = {}): Promise<ArtifactRef> {
-    const files = await listFiles(dir);
-    const progress = new ProgressCounter('put', files.length, undefined, options.onProgress);
+    let count = 0;
+    for await (const _ of walkFiles(dir)) count += 1;
+    const progress = new ProgressCounter('put', count, undefined, options.onProgress);
     const scratch = await mkdtemp(join(tmpdir(), 'ablate-manifest-'));
     const writer = new ManifestWriter(join(scratch, 'manifest.json'));
     try {
       await mapOrderedLimit(
-        files,
+        walkFiles(dir),
         this.transferConcurrency,
         async (file) => {
           const ref = await this.putFile(join(dir, file));
           progress.add(ref.sizeBytes);
           return ref;
         },
-        (ref, file) =>
-          writer.add({ path: file.split(sep).join('/'), digest: ref.digest, sizeBytes: ref.sizeBytes }),
+        (ref, file) => writer.add({ path: file, digest: ref.digest, sizeBytes: ref.sizeBytes }),
         options.signal,
       );
       const { digest, sizeBytes } = await writer.close();
@@ -245,22 +270,14 @@ export class ArtifactStore {
   async getFile(
     ref: ArtifactRef | string,
     destPath: string,
-    options: Pick<TransferOptions, 'signal'> = {},
+    options: Pick<TransferOptions, 'signal'> & GetFileOptions = {},
   ): Promise<void> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     options.signal?.throwIfAborted();
     await mkdir(dirname(destPath), { recursive: true });
     const tmp = `${destPath}.part-${randomBytes(4).toString('hex')}`;
-    const hash = createHash('sha256');
     try {
-      const source = await this.backend.openRead(blobKey(digest));
-      await pipeline(
-        source,
-        hashing(hash),
-        createWriteStream(tmp),
-        options.signal ? { signal: options.signal } : {},
-      );
-      checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(blobKey(digest)));
+      await this.writeBlob(digest, tmp, typeof ref === 'string' ? undefined : ref.sizeBytes, options);
       await rename(tmp, destPath);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -269,12 +286,47 @@ export class ArtifactStore {
   }
 
   /**
+   * Write a blob, verified, to `path` (not atomically: the caller renames it into place, or removes it on
+   * an error). A small one is read whole, hashed and written in one call, a big one streamed.
+   */
+  private async writeBlob(
+    digest: string,
+    path: string,
+    sizeBytes: number | undefined,
+    options: Pick<TransferOptions, 'signal'> & GetFileOptions,
+  ): Promise<void> {
+    const key = blobKey(digest);
+    const source = await this.backend.openRead(key);
+    const signal = options.signal;
+    // The mode applies at creation: the open descriptor still writes.
+    const mode = options.mode === undefined ? {} : { mode: options.mode };
+    if (sizeBytes !== undefined && sizeBytes <= SMALL_FILE_BYTES) {
+      // One abort listener per file in flight (a pipeline adds its own), within fanOutSignal's budget.
+      if (signal) addAbortSignal(signal, source);
+      const chunks: Buffer[] = [];
+      for await (const chunk of source) chunks.push(chunk as Buffer);
+      const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      checkDigest(digest, hashBytes(data), this.backend.uriFor(key));
+      await writeFile(path, data, { ...mode, ...(signal ? { signal } : {}) });
+      return;
+    }
+    const hash = createHash('sha256');
+    await pipeline(source, hashing(hash), createWriteStream(path, mode), signal ? { signal } : {});
+    checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(key));
+  }
+
+  /**
    * Materialise a tree artifact as a directory: it appears atomically (a temporary sibling renamed into
    * place), every file verified. The manifest is fetched verified to a temporary file and read twice as
    * a stream (once to check it and count, once to transfer), so a huge one costs little memory; files
    * move {@link transferConcurrency} at once. On an error or an abort nothing is left behind.
+   * `readOnly` makes the files 0444 and the folders 0555 (a worker cache's entries).
    */
-  async getTree(ref: ArtifactRef | string, destDir: string, options: TransferOptions = {}): Promise<void> {
+  async getTree(
+    ref: ArtifactRef | string,
+    destDir: string,
+    options: TransferOptions & { readOnly?: boolean } = {},
+  ): Promise<{ files: number; sizeBytes: number }> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const name = typeof ref === 'string' ? ref : ref.uri;
     const tmp = `${destDir}.part-${randomBytes(4).toString('hex')}`;
@@ -295,20 +347,40 @@ export class ArtifactStore {
       }
       const progress = new ProgressCounter('get', filesTotal, bytesTotal, options.onProgress);
       await mkdir(tmp, { recursive: true });
+      // Folders made so far (a mkdir per file costs more than the write of a small one).
+      const made = new Map<string, Promise<unknown>>([['', Promise.resolve()]]);
+      const makeDir = (rel: string): Promise<unknown> => {
+        let p = made.get(rel);
+        if (!p) {
+          p = mkdir(join(tmp, rel), { recursive: true });
+          made.set(rel, p);
+        }
+        return p;
+      };
+      const mode = options.readOnly ? READ_ONLY_FILE_MODE : undefined;
       await mapOrderedLimit(
         entries(),
         this.transferConcurrency,
         async (entry) => {
-          await this.getFile(entry.digest, join(tmp, entry.path), { signal });
+          const slash = entry.path.lastIndexOf('/');
+          await makeDir(slash < 0 ? '' : entry.path.slice(0, slash));
+          // Straight to its place: the whole folder appears at once, or not at all.
+          await this.writeBlob(entry.digest, join(tmp, entry.path), entry.sizeBytes, {
+            ...(signal ? { signal } : {}),
+            ...(mode === undefined ? {} : { mode }),
+          });
           progress.add(entry.sizeBytes);
         },
         () => undefined,
         signal,
       );
+      if (options.readOnly)
+        for (const rel of foldersDeepestFirst(made.keys())) await chmod(join(tmp, rel), READ_ONLY_DIR_MODE);
       await rm(destDir, { recursive: true, force: true });
       await rename(tmp, destDir);
+      return { files: filesTotal, sizeBytes: bytesTotal };
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeTree(tmp);
       throw err;
     } finally {
       dispose();
@@ -320,14 +392,19 @@ export class ArtifactStore {
    * Materialise a file or tree artifact at `dest`. `signal` stops it (nothing is left behind);
    * `onProgress` hears of every finished file.
    */
-  async get(ref: ArtifactRef, dest: string, options: TransferOptions = {}): Promise<void> {
-    if (ref.mediaType === TREE_MEDIA_TYPE) {
-      await this.getTree(ref, dest, options);
-      return;
-    }
+  async get(
+    ref: ArtifactRef,
+    dest: string,
+    options: TransferOptions & { readOnly?: boolean } = {},
+  ): Promise<{ files: number; sizeBytes: number }> {
+    if (ref.mediaType === TREE_MEDIA_TYPE) return this.getTree(ref, dest, options);
     const progress = new ProgressCounter('get', 1, ref.sizeBytes, options.onProgress);
-    await this.getFile(ref, dest, options);
+    await this.getFile(ref, dest, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.readOnly ? { mode: READ_ONLY_FILE_MODE } : {}),
+    });
     progress.add(ref.sizeBytes);
+    return { files: 1, sizeBytes: ref.sizeBytes };
   }
 
   /** Open a verified stream: it errors with CorruptArtifact at the end if the bytes do not match. */
@@ -529,11 +606,32 @@ function hashing(hash: ReturnType<typeof createHash>): Transform {
   });
 }
 
-/** Regular files under `dir`, as sorted relative paths. */
-async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) out.push(relative(dir, join(entry.parentPath, entry.name)));
+/** A file's bytes if it is at most {@link SMALL_FILE_BYTES} long (one open, one stat, one read). */
+async function readIfSmall(path: string): Promise<Buffer | undefined> {
+  const handle = await open(path, 'r');
+  try {
+    if ((await handle.stat()).size > SMALL_FILE_BYTES) return undefined;
+    const data = await handle.readFile();
+    // It grew between the stat and the read: treat it as big (hashed and stored as a stream).
+    return data.length <= SMALL_FILE_BYTES ? data : undefined;
+  } finally {
+    await handle.close();
   }
-  return out.sort();
+}
+
+/**
+ * Regular files under `dir`, as relative `/`-separated paths in sorted order (the order of a tree's
+ * manifest), one directory listing in memory per level. Sorting each directory's names, a folder's
+ * with a `/` appended, gives the order of the full paths: two paths first differ inside the names of
+ * siblings, or at the `/` that follows a folder's name.
+ */
+async function* walkFiles(dir: string, prefix = ''): AsyncGenerator<string> {
+  const entries = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() || e.isDirectory())
+    .map((e) => ({ key: e.isDirectory() ? `${e.name}/` : e.name, entry: e }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { entry } of entries) {
+    if (entry.isFile()) yield `${prefix}${entry.name}`;
+    else yield* walkFiles(join(dir, entry.name), `${prefix}${entry.name}/`);
+  }
 }

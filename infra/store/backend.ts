@@ -37,6 +37,12 @@ export interface BlobBackend {
    * `replace` is set: then the object is replaced atomically (the repair of a damaged blob).
    */
   putFile(key: string, path: string, sizeBytes: number, options?: { replace?: boolean }): Promise<void>;
+  /**
+   * Blobs up to this size are stored without asking first whether they are there: where every request
+   * is a round trip (S3), storing a small blob again costs about what the question does, and a new one
+   * then costs one request instead of two. Absent: always ask (a local stat is cheap).
+   */
+  readonly blindPutMaxBytes?: number;
   /** Store small bytes under a key, replacing any previous value atomically. */
   putBytes(key: string, data: Uint8Array): Promise<void>;
   /** Open `key` for reading. Throws an AblateError of type ArtifactNotFound when it is absent. */

@@ -36,6 +36,13 @@ export interface S3ServerOptions {
   logFile?: string;
   /** Bandwidth limit for transfers, rclone syntax (e.g. `10M` = 10 MiB/s), to make uploads last. */
   bwLimit?: string;
+  /**
+   * How long the server trusts its listing of a folder, rclone syntax. Short, so that tests see objects
+   * changed on disk behind its back at once; but then every request lists the folder again, which makes
+   * a put of N files cost O(N^2): benchmarks that write many files into one prefix want minutes.
+   * @default '1ms'
+   */
+  dirCacheTime?: string;
 }
 
 export interface S3TestServer {
@@ -94,7 +101,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
       '--auth-key',
       `${accessKeyId},${secretAccessKey}`,
       '--dir-cache-time',
-      '1ms',
+      options.dirCacheTime ?? '1ms',
       '--vfs-cache-mode',
       'off',
       '--log-level',

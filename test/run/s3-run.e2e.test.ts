@@ -3,6 +3,8 @@
  * datasets, split and a fan-in, cached re-run, lineage down to the dataset files, verify.
  */
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { lineageOf, lineageText, verifyRun } from '../../infra/lineage';
@@ -52,6 +54,14 @@ describe('a run on the S3 store', () => {
     for (const s of summary.steps) {
       for (const o of Object.values(s.outputs ?? {})) if (isArtifactRef(o)) assert.match(o.uri, /^s3:\/\//);
     }
+
+    // Both splits read the dataset's annotations in place, from the worker's input cache: one entry,
+    // downloaded once, and no longer held once the steps ended.
+    const train = summary.steps.find((s) => s.label === 'data')!.outputs!.train;
+    assert.ok(isArtifactRef(train));
+    const cache = session.config.workerCacheDir;
+    assert.deepEqual(await readdir(join(cache, 'entries')), [`${train.digest.slice(7)}.file`]);
+    assert.deepEqual(await readdir(join(cache, 'pins')), []);
 
     const again = await startRun(session, plan(pipeline));
     assert.equal((await waitForRun(session, again.runId)).summary?.counts.cached, 6);

@@ -115,6 +115,18 @@ describe('S3 artifact store', () => {
     assert.equal(counts.get('UploadPartCommand'), undefined);
   });
 
+  it('stores a small file with one request, without asking first whether it is there', async () => {
+    const src = join(dir, 'small.bin');
+    await writeFile(src, randomBytes(20_000));
+    for (let i = 0; i < 2; i++) {
+      const counts = countCommands(s3Of(store));
+      const ref = await store.putFile(src);
+      assert.equal(counts.get('PutObjectCommand'), 1);
+      assert.equal(counts.get('HeadObjectCommand'), undefined);
+      assert.deepEqual(await store.verify(ref), { status: 'ok' });
+    }
+  });
+
   it('lets concurrent writers of the same content all succeed with one object', async () => {
     const src = join(dir, 'shared.bin');
     const data = randomBytes(12 * MiB);

@@ -68,6 +68,16 @@ class SlowBackend extends FsBackend {
       this.inFlight -= 1;
     }
   }
+  // Small files are stored from memory, through putBytes.
+  override async putBytes(key: string, data: Uint8Array) {
+    this.enter();
+    try {
+      await sleep(this.delayMs);
+      await super.putBytes(key, data);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
   override async openRead(key: string): Promise<Readable> {
     this.enter();
     this.reads += 1;
@@ -127,6 +137,21 @@ describe('parallel folder transfers', () => {
     assert.equal((await store.putTree(tree)).digest, SEQUENTIAL_DIGEST);
     const one = new ArtifactStore(new FsBackend(join(dir, 'store-one')), { transferConcurrency: 1 });
     assert.equal((await one.putTree(tree)).digest, SEQUENTIAL_DIGEST);
+  });
+
+  it('lists a folder in the order of its full paths, walking it one directory at a time', async () => {
+    const src = join(dir, 'order');
+    const names = ['a/b', 'a-c/f', 'a.txt', 'a0', 'ab/x/y', 'ab.z', 'b/a/c', 'b/a-c', 'B'];
+    for (const name of names) {
+      await mkdir(join(src, name, '..'), { recursive: true });
+      await writeFile(join(src, name), name);
+    }
+    const store = new ArtifactStore(new FsBackend(join(dir, 'store-order')));
+    const manifest = await store.getJson<{ entries: TreeEntry[] }>(await store.putTree(src));
+    assert.deepEqual(
+      manifest.entries.map((e) => e.path),
+      [...names].sort(),
+    );
   });
 
   it('keeps at most the configured number of files in flight, and uses them', async () => {
