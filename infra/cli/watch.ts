@@ -174,15 +174,20 @@ async function reportLines(session: Session, summary: RunSummary): Promise<strin
       lines.push(`findings (${s.label}; rule: |mean| > ${result.noise} x seed spread):`);
       for (const f of result.findings)
         lines.push(
-          `  ${f.id}  ${f.verdict.padEnd(12)} ${f.claim}: ${f.mean >= 0 ? '+' : ''}${f.mean.toFixed(3)} ${f.metric}, spread ${Number.isNaN(f.spread) ? 'n/a' : f.spread.toFixed(3)}`,
+          `  ${f.id.padEnd(3)} ${f.verdict.padEnd(12)} ${f.claim}: ${f.mean >= 0 ? '+' : ''}${f.mean.toFixed(3)} ${f.metric}, spread ${Number.isNaN(f.spread) ? 'n/a' : f.spread.toFixed(3)}`,
         );
     }
   }
+  const before = lines.length;
   for (const s of summary.steps) {
     if ((s.status !== 'done' && s.status !== 'cached') || !s.uses.startsWith('report.')) continue;
     for (const [name, out] of Object.entries(s.outputs ?? {}))
       if (isArtifactRef(out) && (name === 'html' || name === 'markdown'))
         lines.push(`${s.label} ${name}: ${out.uri.startsWith('file:') ? fileURLToPath(out.uri) : out.uri}`);
   }
+  if (lines.length > before)
+    lines.push(
+      `(stored by content digest; a named copy: ablate get ${summary.runId} STEP OUTPUT --out report.html, or ablate report ${summary.runId} --out DIR)`,
+    );
   return lines;
 }
