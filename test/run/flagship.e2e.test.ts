@@ -96,7 +96,7 @@ describe('the flagship study at a reduced scale', () => {
 
     const report = byLabel.get('reportHtml')!;
     assert.ok(isArtifactRef(report.outputs?.html));
-    const html = (await session.store.getBytes(report.outputs.html as ArtifactRef)).toString('utf8');
+    const html = (await session.store.getBytes(report.outputs.html)).toString('utf8');
     assert.match(html, /<h2>Findings<\/h2>/);
     for (const f of result.findings)
       assert.ok(html.includes(`<td>${f.id}</td>`), `report lacks finding ${f.id}`);
