@@ -14,7 +14,10 @@ import { hasNvidiaGpu, initTrainingBackend, type BackendChoice, type TrainingRun
 export type { TrainingKnobs } from '../../../infra/kinds/train-knobs';
 import { checkShapes, decodeCheckpoint, writeCheckpointFile } from './checkpoint';
 import { registerFastConvGradients } from './conv-grads';
+import { memoryLimitFor } from './loop';
+import type { NormOptions } from './norms';
 import type { ParamSet } from './params';
+import type { TrainingKnobs } from '../../../infra/kinds/train-knobs';
 
 /** Media type of weight and checkpoint artifacts (safetensors layout, see checkpoint.ts). */
 export const WEIGHTS_MEDIA_TYPE = 'application/vnd.ablate.weights+safetensors';
@@ -103,4 +106,20 @@ export async function loadPretrainedBackbone(
   checkShapes(expected, ckpt.tensors, source);
   params.load(ckpt.tensors, expected.keys());
   return (ckpt.metadata ?? {}) as BackboneMetadata;
+}
+
+/** The norm options of a model built from a step's knobs (GroupNorm: 8 groups for tiny, else 32). */
+export function normOptionsOf(p: TrainingKnobs): NormOptions {
+  return { groups: p.gnGroups ?? (p.arch === 'tiny' ? 8 : 32), imagesPerReplica: p.bnImagesPerReplica };
+}
+
+/** The options of `runTraining` that come straight from a step's knobs. */
+export function loopOptionsOf(p: TrainingKnobs, runtime: TrainingRuntime) {
+  return {
+    batchSize: p.batchSize,
+    seed: p.seed,
+    checkpointEvery: p.checkpointEvery,
+    keepCheckpoints: p.keepCheckpoints,
+    memoryLimitBytes: p.memoryLimitMb !== undefined ? p.memoryLimitMb * 1024 * 1024 : memoryLimitFor(runtime),
+  };
 }

@@ -10,7 +10,15 @@ import { cocoNamedStats } from '../eval/report';
 import { evaluateCoco, prepareCocoGroundTruth } from '../eval/coco';
 import type { RgbImage } from '../dataset/index';
 import type { StepContext } from '../../runtime/step-kind';
-import { annotateTiming, configDigest, loadPretrainedBackbone, publishWeights, startRuntime } from './common';
+import {
+  annotateTiming,
+  configDigest,
+  loadPretrainedBackbone,
+  loopOptionsOf,
+  normOptionsOf,
+  publishWeights,
+  startRuntime,
+} from './common';
 import {
   detectionBatch,
   ImageCache,
@@ -20,7 +28,7 @@ import {
   type DetectionSet,
 } from './data';
 import { buildTargets, createDetector, decodeDetections, detectionLoss, type Detector } from './detector';
-import { memoryLimitFor, runTraining } from './loop';
+import { runTraining } from './loop';
 import { ParamSet } from './params';
 import { createRng } from '../../../infra/prng';
 import { stepSchedule } from './schedule';
@@ -118,10 +126,7 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
   const tf = runtime.tf;
   const rng = createRng(p.seed);
   const params = new ParamSet(tf);
-  const normOptions = {
-    groups: p.gnGroups ?? (p.arch === 'tiny' ? 8 : 32),
-    imagesPerReplica: p.bnImagesPerReplica,
-  };
+  const normOptions = normOptionsOf(p);
   const detector = createDetector(tf, params, rng, {
     arch: p.arch,
     width: p.width,
@@ -158,13 +163,8 @@ export async function runTrainDetector(raw: TrainDetectorParams, ctx: StepContex
       ctx,
       params,
       schedule,
-      batchSize: p.batchSize,
-      seed: p.seed,
-      checkpointEvery: p.checkpointEvery,
-      keepCheckpoints: p.keepCheckpoints,
+      ...loopOptionsOf(p, runtime),
       configDigest: digest,
-      memoryLimitBytes:
-        p.memoryLimitMb !== undefined ? p.memoryLimitMb * 1024 * 1024 : memoryLimitFor(runtime),
       task: {
         numSamples: trainSet.items.length,
         loadBatch: (indices, r) => detectionBatch(trainSet, cache, indices, r),

@@ -4,10 +4,17 @@ import type * as TfType from '@tensorflow/tfjs';
 import { ErrorType, permanent } from '../../../infra/errors';
 import type { JsonValue, StepOutputs } from '../../../workflows/plan-types';
 import type { StepContext } from '../../runtime/step-kind';
-import { annotateTiming, configDigest, publishWeights, startRuntime } from './common';
+import {
+  annotateTiming,
+  configDigest,
+  loopOptionsOf,
+  normOptionsOf,
+  publishWeights,
+  startRuntime,
+} from './common';
 import { classificationBatch, ImageCache, loadClassificationSet, type ClassificationBatch } from './data';
 import { createClassifier } from './detector';
-import { memoryLimitFor, runTraining } from './loop';
+import { runTraining } from './loop';
 import { ParamSet } from './params';
 import { PRETRAIN_DEFAULTS, type TrainPretrainParams } from '../../../infra/kinds/train-pretrain';
 import { createRng } from '../../../infra/prng';
@@ -37,10 +44,7 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
   const runtime = await startRuntime(ctx, p.backend);
   const tf = runtime.tf;
   const params = new ParamSet(tf);
-  const normOptions = {
-    groups: p.gnGroups ?? (p.arch === 'tiny' ? 8 : 32),
-    imagesPerReplica: p.bnImagesPerReplica,
-  };
+  const normOptions = normOptionsOf(p);
   const model = createClassifier(tf, params, createRng(p.seed), {
     arch: p.arch,
     width: p.width,
@@ -57,13 +61,8 @@ export async function runTrainPretrain(raw: TrainPretrainParams, ctx: StepContex
       ctx,
       params,
       schedule,
-      batchSize: p.batchSize,
-      seed: p.seed,
-      checkpointEvery: p.checkpointEvery,
-      keepCheckpoints: p.keepCheckpoints,
+      ...loopOptionsOf(p, runtime),
       configDigest: configDigest({ kind: 'train.pretrain', ...p, dataset: p.dataset.digest }),
-      memoryLimitBytes:
-        p.memoryLimitMb !== undefined ? p.memoryLimitMb * 1024 * 1024 : memoryLimitFor(runtime),
       task: {
         numSamples: train.items.length,
         loadBatch: (indices, r) => classificationBatch(train, cache, indices, r),
