@@ -7,7 +7,13 @@
  */
 import type { ArtifactRef } from '../../workflows/plan-types';
 import { defineKind, fileRefSchema, folderRefSchema, metricsSchema } from './descriptor';
-import { NORM_DESCRIPTION, type ArchName, type NormKind, type TrainingKnobs } from './train-knobs';
+import {
+  NORM_DESCRIPTION,
+  sharedKnobProperties,
+  type ArchName,
+  type NormKind,
+  type TrainingKnobs,
+} from './train-knobs';
 
 /** Parameters of `train.detector` (defaults: {@link DETECTOR_DEFAULTS}). */
 export interface TrainDetectorParams extends TrainingKnobs {
@@ -44,8 +50,6 @@ export const DETECTOR_DEFAULTS = {
   bnImagesPerReplica: 2,
 };
 
-const backendEnum = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
-
 /** `train.detector`. */
 export const trainDetectorKind = defineKind<TrainDetectorParams>({
   name: 'train.detector',
@@ -58,6 +62,7 @@ export const trainDetectorKind = defineKind<TrainDetectorParams>({
     type: 'object',
     required: ['images', 'train', 'val', 'init', 'norm', 'schedule'],
     properties: {
+      ...sharedKnobProperties,
       images: { ...folderRefSchema, description: 'Image directory (tree artifact).' },
       train: { ...fileRefSchema, description: 'COCO instances JSON of the training split.' },
       val: { ...fileRefSchema, description: 'COCO instances JSON of the evaluation split.' },
@@ -88,26 +93,11 @@ export const trainDetectorKind = defineKind<TrainDetectorParams>({
         default: 300,
         description: 'The 1x length (the paper: 90000).',
       },
-      arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
-      width: { type: 'integer', minimum: 4, maximum: 256 },
       batchSize: { type: 'integer', minimum: 1, maximum: 1024, default: 16 },
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.02 },
-      warmupIterations: { type: 'integer', minimum: 0 },
-      warmupFactor: { type: 'number', minimum: 0, maximum: 1 },
       imageSize: { type: 'integer', minimum: 32, maximum: 2048, multipleOf: 32, default: 64 },
-      seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
-      checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
-      keepCheckpoints: {
-        type: 'integer',
-        minimum: 1,
-        default: 3,
-        description: 'Checkpoints kept (the newest); older ones are deleted as training goes.',
-      },
       evalEvery: { type: 'integer', minimum: 0, default: 0 },
       bnImagesPerReplica: { type: 'integer', minimum: 1, default: 2 },
-      gnGroups: { type: 'integer', minimum: 1 },
-      memoryLimitMb: { type: 'integer', minimum: 1 },
-      backend: { enum: backendEnum },
     },
     allOf: [
       {

@@ -74,3 +74,25 @@ export interface TrainingKnobs {
   /** Force a tfjs backend instead of the automatic choice. */
   backend?: BackendChoice;
 }
+
+/**
+ * Schema properties of the knobs both training kinds take with the same bounds and defaults (spread
+ * into each kind's `with` schema; the knobs whose defaults differ per kind stay in the kind).
+ */
+export const sharedKnobProperties = {
+  arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
+  width: { type: 'integer', minimum: 4, maximum: 256 },
+  warmupIterations: { type: 'integer', minimum: 0 },
+  warmupFactor: { type: 'number', minimum: 0, maximum: 1 },
+  seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
+  checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
+  keepCheckpoints: {
+    type: 'integer',
+    minimum: 1,
+    default: 3,
+    description: 'Checkpoints kept (the newest); older ones are deleted as training goes.',
+  },
+  gnGroups: { type: 'integer', minimum: 1 },
+  memoryLimitMb: { type: 'integer', minimum: 1 },
+  backend: { enum: ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] },
+};

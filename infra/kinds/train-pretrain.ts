@@ -6,7 +6,7 @@
  */
 import type { ArtifactRef } from '../../workflows/plan-types';
 import { defineKind, folderRefSchema, metricsSchema } from './descriptor';
-import { NORM_DESCRIPTION, type ArchName, type TrainingKnobs } from './train-knobs';
+import { NORM_DESCRIPTION, sharedKnobProperties, type ArchName, type TrainingKnobs } from './train-knobs';
 
 /** Parameters of `train.pretrain` (defaults: {@link PRETRAIN_DEFAULTS}). */
 export interface TrainPretrainParams extends TrainingKnobs {
@@ -43,9 +43,8 @@ export const trainPretrainKind = defineKind<TrainPretrainParams>({
     type: 'object',
     required: ['dataset', 'norm'],
     properties: {
+      ...sharedKnobProperties,
       dataset: { ...folderRefSchema, description: 'Dataset tree with train/<class>/* and val/<class>/*.' },
-      arch: { enum: ['tiny', 'r50', 'r101'], default: 'tiny' },
-      width: { type: 'integer', minimum: 4, maximum: 256 },
       norm: { enum: ['gn', 'bn-batch', 'bn-replica'], description: NORM_DESCRIPTION },
       schedule: {
         oneOf: [
@@ -57,21 +56,8 @@ export const trainPretrainKind = defineKind<TrainPretrainParams>({
       baseIterations: { type: 'integer', minimum: 3, default: 300 },
       batchSize: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
       lr: { type: 'number', exclusiveMinimum: 0, default: 0.1 },
-      warmupIterations: { type: 'integer', minimum: 0 },
-      warmupFactor: { type: 'number', minimum: 0, maximum: 1 },
       imageSize: { type: 'integer', minimum: 32, maximum: 1024, multipleOf: 32, default: 64 },
-      seed: { type: 'integer', minimum: 0, maximum: 4294967295, default: 0 },
-      checkpointEvery: { type: 'integer', minimum: 0, default: 100 },
-      keepCheckpoints: {
-        type: 'integer',
-        minimum: 1,
-        default: 3,
-        description: 'Checkpoints kept (the newest); older ones are deleted as training goes.',
-      },
       bnImagesPerReplica: { type: 'integer', minimum: 1, default: 32 },
-      gnGroups: { type: 'integer', minimum: 1 },
-      memoryLimitMb: { type: 'integer', minimum: 1 },
-      backend: { enum: ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] },
     },
     additionalProperties: false,
   },
