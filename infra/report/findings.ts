@@ -21,6 +21,7 @@
  * Pure: no I/O. The `report.findings` step kind reads the rows and publishes the result.
  */
 import type { JsonValue } from '../../workflows/plan-types';
+import { axisLabel } from './gather';
 
 /** A selection of cells by axis value (an object axis value matches by its `name`). */
 export type CellSelector = Record<string, JsonValue>;
@@ -88,19 +89,12 @@ export interface FindingsResult {
 /** Why a finding cannot be evaluated: a rule or rows that do not fit (the step's input error). */
 export class FindingsError extends Error {}
 
-const label = (v: JsonValue | undefined): string =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && typeof v.name === 'string'
-    ? v.name
-    : typeof v === 'string'
-      ? v
-      : JSON.stringify(v ?? null);
-
 const matches = (cell: Record<string, JsonValue>, sel: CellSelector): boolean =>
-  Object.entries(sel).every(([axis, want]) => axis in cell && label(cell[axis]) === label(want));
+  Object.entries(sel).every(([axis, want]) => axis in cell && axisLabel(cell[axis]) === axisLabel(want));
 
 const selectorText = (sel: CellSelector): string =>
   Object.entries(sel)
-    .map(([a, v]) => `${a}=${label(v)}`)
+    .map(([a, v]) => `${a}=${axisLabel(v)}`)
     .join(', ');
 
 function metricOf(value: JsonValue, path: string): number | undefined {
@@ -118,7 +112,7 @@ export function evaluateFindings(spec: FindingsSpec, rows: MetricRow[]): Finding
   const noise = spec.noise ?? 2;
   const minEffect = spec.minEffect ?? 0;
   const allSeeds = [
-    ...new Set(rows.filter((r) => seedAxis in r.cell).map((r) => label(r.cell[seedAxis]))),
+    ...new Set(rows.filter((r) => seedAxis in r.cell).map((r) => axisLabel(r.cell[seedAxis]))),
   ].sort();
   const ids = new Set<string>();
   const findings = spec.findings.map((rule, i) => {
@@ -134,11 +128,11 @@ export function evaluateFindings(spec: FindingsSpec, rows: MetricRow[]): Finding
         const picked = rows.filter((r) => matches(r.cell, sel));
         const perSeed = new Map<string, number>();
         for (const r of picked) {
-          const seed = seedAxis in r.cell ? label(r.cell[seedAxis]) : '-';
+          const seed = seedAxis in r.cell ? axisLabel(r.cell[seedAxis]) : '-';
           if (perSeed.has(seed)) {
-            const other = picked.find((o) => o !== r && label(o.cell[seedAxis]) === seed)!;
+            const other = picked.find((o) => o !== r && axisLabel(o.cell[seedAxis]) === seed)!;
             const differ = Object.keys(r.cell).filter(
-              (a) => a !== seedAxis && label(r.cell[a]) !== label(other.cell[a]),
+              (a) => a !== seedAxis && axisLabel(r.cell[a]) !== axisLabel(other.cell[a]),
             );
             throw new FindingsError(
               `${path}: {${selectorText(sel)}} matches more than one cell per seed (they differ in ${differ.join(', ')}): add those axes to the selector`,
