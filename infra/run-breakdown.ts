@@ -1,6 +1,7 @@
 /**
  * Where a run's time went: per step kind, how many steps ran (and how many the cache served) and how
- * long they took, from the step records in the store; and how busy the cores were. Two kinds of
+ * long they took, from the run summary (which carries each step record's duration and worker); and how
+ * busy the cores were. Two kinds of
  * figure, labelled as such wherever they are shown:
  *   - derived: busy step-seconds / (wall seconds x cores), from the records' start and end times (a
  *     step waiting on I/O counts as busy; orchestration between steps does not count);
@@ -157,21 +158,27 @@ export function machineCpuTimes(): { busy: number; total: number } | undefined {
 }
 
 /**
- * The breakdown of a finished run: its step records and, when `ablate run` measured it, its usage
- * record. Wall time is the summary's (the workflow's start to its end).
+ * The breakdown of a finished run: its summary's steps (each with its record's duration and worker) and,
+ * when `ablate run` measured it, its usage record. Wall time is the summary's (the workflow's start to
+ * its end).
  */
 export async function loadRunBreakdown(
   store: ArtifactStore,
-  summary: Pick<RunSummary, 'runId' | 'startedAt' | 'endedAt'>,
+  summary: Pick<RunSummary, 'runId' | 'startedAt' | 'endedAt' | 'steps'>,
   cores: number,
 ): Promise<RunBreakdown> {
-  const keys = await store.listRecords(recordKeys.steps(summary.runId));
-  const steps: StepRecord[] = [];
-  // Bounded parallel reads: an S3 store answers many small reads faster in parallel.
-  for (let i = 0; i < keys.length; i += 32) {
-    const batch = await Promise.all(keys.slice(i, i + 32).map((k) => store.getRecord<StepRecord>(k)));
-    for (const r of batch) if (r) steps.push(r);
-  }
+  const steps = summary.steps.flatMap((s): StepTiming[] =>
+    (s.status === 'done' || s.status === 'cached') && s.durationMs !== undefined
+      ? [
+          {
+            uses: s.uses,
+            status: s.status,
+            durationMs: s.durationMs,
+            ...(s.worker ? { worker: s.worker } : {}),
+          },
+        ]
+      : [],
+  );
   const usage = await store.getRecord<RunUsage>(recordKeys.usage(summary.runId));
   return computeBreakdown(steps, {
     wallMs: Date.parse(summary.endedAt) - Date.parse(summary.startedAt),

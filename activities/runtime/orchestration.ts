@@ -65,6 +65,7 @@ export function createOrchestrationActivities(deps: {
         uses: s.uses,
         status: statuses[i] ?? 'pending',
         ...(r ? { outputs: r.outputs, provenance: r.provenance, durationMs: r.durationMs } : {}),
+        ...(r?.worker ? { worker: r.worker } : {}),
         ...(r?.resumedFrom ? { resumedFrom: r.resumedFrom } : {}),
         ...(error ? { error } : {}),
       };

@@ -62,6 +62,8 @@ export interface StepSummary {
   provenance?: ArtifactRef;
   error?: string;
   durationMs?: number;
+  /** The worker process that ran it (from its record). */
+  worker?: StepRecord['worker'];
   resumedFrom?: ResumePoint;
 }
 
