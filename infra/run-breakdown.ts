@@ -1,8 +1,7 @@
 /**
  * Where a run's time went: per step kind, how many steps ran (and how many the cache served) and how
- * long they took, from the run summary (which carries each step record's duration and worker); and how
- * busy the cores were. Two kinds of
- * figure, labelled as such wherever they are shown:
+ * long they took, from the run summary (which carries each step record's duration and worker); and
+ * how busy the cores were. Two kinds of figure, labelled as such wherever they are shown:
  *   - derived: busy step-seconds / (wall seconds x cores), from the records' start and end times (a
  *     step waiting on I/O counts as busy; orchestration between steps does not count);
  *   - measured: CPU time the run's ablate processes used (`ablate run` itself and its trainer
