@@ -199,7 +199,10 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     );
     const ready = waitForStderr(sh, /worker: queue cpu/);
     await ready.match;
+    const shExited = new Promise((r) => sh.once('exit', r));
     sh.kill('SIGKILL');
+    // Until bash is gone its own command line still mentions --parent-pid.
+    await shExited;
     const worker = processesMentioning(home).filter((pid) =>
       readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--parent-pid'),
     );
