@@ -296,23 +296,30 @@ export class ArtifactStore {
     options: Pick<TransferOptions, 'signal'> & GetFileOptions,
   ): Promise<void> {
     const key = blobKey(digest);
-    const source = await this.backend.openRead(key);
     const signal = options.signal;
     // The mode applies at creation: the open descriptor still writes.
     const mode = options.mode === undefined ? {} : { mode: options.mode };
     if (sizeBytes !== undefined && sizeBytes <= SMALL_FILE_BYTES) {
-      // One abort listener per file in flight (a pipeline adds its own), within fanOutSignal's budget.
-      if (signal) addAbortSignal(signal, source);
-      const chunks: Buffer[] = [];
-      for await (const chunk of source) chunks.push(chunk as Buffer);
-      const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const data = await this.readSmall(key, sizeBytes, signal);
       checkDigest(digest, hashBytes(data), this.backend.uriFor(key));
       await writeFile(path, data, { ...mode, ...(signal ? { signal } : {}) });
       return;
     }
+    const source = await this.backend.openRead(key, sizeBytes === undefined ? {} : { sizeBytes });
     const hash = createHash('sha256');
     await pipeline(source, hashing(hash), createWriteStream(path, mode), signal ? { signal } : {});
     checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(key));
+  }
+
+  /** A small blob's bytes, unverified (the caller checks them), however the backend reads best. */
+  private async readSmall(key: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer> {
+    if (this.backend.readSmall) return this.backend.readSmall(key, sizeBytes, signal);
+    const source = await this.backend.openRead(key);
+    // One abort listener per file in flight (a pipeline adds its own), within fanOutSignal's budget.
+    if (signal) addAbortSignal(signal, source);
+    const chunks: Buffer[] = [];
+    for await (const chunk of source) chunks.push(chunk as Buffer);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
   /**
@@ -335,7 +342,7 @@ export class ArtifactStore {
     const entries = () => readManifestEntries(createReadStream(manifestPath), name);
     const { signal, dispose } = fanOutSignal(options.signal, this.transferConcurrency);
     try {
-      await this.getFile(digest, manifestPath, options);
+      await this.getFile(ref, manifestPath, options);
       let filesTotal = 0;
       let bytesTotal = 0;
       for await (const entry of entries()) {
@@ -411,7 +418,10 @@ export class ArtifactStore {
   async openRead(ref: ArtifactRef | string): Promise<Readable> {
     const digest = typeof ref === 'string' ? ref : ref.digest;
     const uri = this.backend.uriFor(blobKey(digest));
-    const source = await this.backend.openRead(blobKey(digest));
+    const source = await this.backend.openRead(
+      blobKey(digest),
+      typeof ref === 'string' ? {} : { sizeBytes: ref.sizeBytes },
+    );
     const hash = createHash('sha256');
     const verifier = new Transform({
       transform(chunk: Buffer, _enc, done) {

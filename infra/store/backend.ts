@@ -45,8 +45,17 @@ export interface BlobBackend {
   readonly blindPutMaxBytes?: number;
   /** Store small bytes under a key, replacing any previous value atomically. */
   putBytes(key: string, data: Uint8Array): Promise<void>;
-  /** Open `key` for reading. Throws an AblateError of type ArtifactNotFound when it is absent. */
-  openRead(key: string): Promise<Readable>;
+  /**
+   * Open `key` for reading. Throws an AblateError of type ArtifactNotFound when it is absent. `sizeBytes`,
+   * when the caller knows it, lets a backend read a big object in parallel ranges (S3); the bytes still
+   * come out in order.
+   */
+  openRead(key: string, options?: { sizeBytes?: number }): Promise<Readable>;
+  /**
+   * Read an object of known small size (at most 1 MiB) whole, where that is cheaper than a stream (a
+   * folder of small files reads thousands). Absent: the store collects {@link openRead}'s stream.
+   */
+  readSmall?(key: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer>;
   /** Keys under `prefix` (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
   /** Objects under `prefix` (recursive) with size and age, sorted by key. */

@@ -26,8 +26,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { PassThrough, Transform } from 'node:stream';
-import type { Readable } from 'node:stream';
+import { addAbortSignal, PassThrough, Readable, Transform } from 'node:stream';
 
 import {
   AbortMultipartUploadCommand,
@@ -53,6 +52,7 @@ import type {
 
 import { AblateError, ErrorType, permanent } from '../errors';
 import type { BlobBackend, QuickCheck, StoredObject } from './backend';
+import { LEAN_MAX_BYTES, LeanS3 } from './s3-lean';
 import { backoffDelayMs, resolveS3Config, S3_MAX_PARTS, S3EnvKey, type S3StoreConfig } from './s3-config';
 
 /** Options beyond the store URL. */
@@ -115,6 +115,8 @@ export class S3Backend implements BlobBackend {
    * sibling part, fails with NoSuchUpload, and that is what lib-storage reports; the refusal is the cause.
    */
   private readonly partFailures = new Map<string, unknown>();
+  /** Small GETs and PUTs without the client's middleware (see s3-lean.ts); the client is the fallback. */
+  private readonly lean: LeanS3;
 
   constructor(
     readonly config: S3StoreConfig,
@@ -141,6 +143,7 @@ export class S3Backend implements BlobBackend {
       // CPU and would turn a corrupt object into an SDK error rather than CorruptArtifact.
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+    this.lean = new LeanS3(this.client, config);
     this.client.middlewareStack.add(contentMd5Middleware, {
       step: 'build',
       name: 'ablateContentMd5',
@@ -216,6 +219,8 @@ export class S3Backend implements BlobBackend {
 
   async putBytes(key: string, data: Uint8Array): Promise<void> {
     const Key = this.objectKey(key);
+    const leanTried = data.length <= LEAN_MAX_BYTES;
+    if (leanTried && (await this.lean.put(Key, data))) return;
     await this.call('PUT', key, () =>
       this.client.send(
         new PutObjectCommand({
@@ -228,7 +233,39 @@ export class S3Backend implements BlobBackend {
             : {}),
         }),
       ),
-    );
+    ).catch((err: unknown) => {
+      if (leanTried) this.lean.noteSdkAnswer(false);
+      throw err;
+    });
+    if (leanTried) this.lean.noteSdkAnswer(true);
+  }
+
+  /**
+   * An object of known small size (up to 1 MiB), read whole: by the lean path when it answers, else
+   * through the client (retries, clear errors).
+   */
+  async readSmall(key: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer> {
+    if (sizeBytes <= LEAN_MAX_BYTES) {
+      const data = await this.lean.get(this.objectKey(key), sizeBytes, signal);
+      if (data) return data;
+      signal?.throwIfAborted();
+    }
+    const chunks: Buffer[] = [];
+    try {
+      const source = await this.openRead(key);
+      if (signal) addAbortSignal(signal, source);
+      for await (const chunk of source) chunks.push(chunk as Buffer);
+    } catch (err) {
+      if (sizeBytes <= LEAN_MAX_BYTES) this.lean.noteSdkAnswer(false);
+      throw err;
+    }
+    if (sizeBytes <= LEAN_MAX_BYTES) this.lean.noteSdkAnswer(true);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
+
+  /** Requests the lean path answered (tests, benchmarks). */
+  get leanRequests(): number {
+    return this.lean.served;
   }
 
   // An S3 PUT always replaces the object atomically, so a repair (`replace`) needs nothing more.
@@ -331,7 +368,18 @@ export class S3Backend implements BlobBackend {
     }
   }
 
-  async openRead(key: string): Promise<Readable> {
+  /**
+   * A stream of the object's bytes. An object of two parts or more whose size the caller knows is read
+   * as {@link S3StoreConfig.partSizeBytes} ranges, {@link S3StoreConfig.downloadConcurrency} at once
+   * (one TCP stream rarely fills a link, or a server's disk), and handed on in order, so the caller
+   * hashes and writes it as one stream; at most that many ranges sit in memory. A range whose connection
+   * breaks mid-body is read again (with backoff), not the whole object.
+   */
+  async openRead(key: string, options: { sizeBytes?: number } = {}): Promise<Readable> {
+    const size = options.sizeBytes;
+    if (size !== undefined && size >= 2 * this.config.partSizeBytes && this.config.downloadConcurrency > 1) {
+      return this.openRanged(key, size);
+    }
     const Key = this.objectKey(key);
     const out = await this.call('GET', key, () =>
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })),
@@ -357,6 +405,93 @@ export class S3Backend implements BlobBackend {
     });
     body.pipe(pass);
     return pass;
+  }
+
+  private openRanged(key: string, sizeBytes: number): Readable {
+    const Key = this.objectKey(key);
+    const partSize = this.config.partSizeBytes;
+    const parts = Math.ceil(sizeBytes / partSize);
+    const window = this.config.downloadConcurrency;
+    const abort = new AbortController();
+    const readRange = async (index: number): Promise<Buffer> => {
+      const first = index * partSize;
+      const last = Math.min(sizeBytes, first + partSize) - 1;
+      const expected = last - first + 1;
+      for (let attempt = 1; ; attempt++) {
+        // Request errors (refused, 5xx, throttled) are retried by the client's retry strategy.
+        const out = await this.call('GET', key, () =>
+          this.client.send(
+            new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${first}-${last}` }),
+            {
+              abortSignal: abort.signal,
+            },
+          ),
+        );
+        const body = out.Body as Readable | undefined;
+        let received = 0;
+        try {
+          if (!body) throw new Error('no body');
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) {
+            chunks.push(chunk as Buffer);
+            received += (chunk as Buffer).length;
+          }
+          if (received !== expected) throw new Error(`${received} bytes of a range of ${expected}`);
+          return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+        } catch (err) {
+          body?.destroy();
+          if (abort.signal.aborted) throw err;
+          if (attempt >= this.config.maxAttempts) {
+            throw new AblateError(
+              ErrorType.StoreUnavailable,
+              `lost the connection to ${this.endpointLabel} while reading bytes ${first}-${last} of ` +
+                `${this.uriFor(key)} ${attempt} times (last: ${errorName(err)}, after ${received} of ` +
+                `${expected} bytes); nothing was used`,
+              { retryable: true, cause: err },
+            );
+          }
+          await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, this.config)));
+        }
+      }
+    };
+    const inFlight = new Map<number, Promise<Buffer>>();
+    let next = 0;
+    let launched = 0;
+    let pumping = false;
+    const stream = new Readable({
+      // The ranges are the buffer: ask for the next one only when the last was taken.
+      highWaterMark: 1,
+      read() {
+        if (pumping) return;
+        pumping = true;
+        void (async () => {
+          try {
+            while (next < parts) {
+              while (launched < parts && launched < next + window) {
+                const p = readRange(launched);
+                p.catch(() => undefined); // awaited in order below; not an unhandled rejection meanwhile
+                inFlight.set(launched++, p);
+              }
+              const data = await inFlight.get(next)!;
+              inFlight.delete(next++);
+              if (stream.destroyed) return;
+              if (!stream.push(data)) {
+                pumping = false;
+                return;
+              }
+            }
+            stream.push(null);
+          } catch (err) {
+            stream.destroy(err as Error);
+          }
+        })();
+      },
+      destroy(err, done) {
+        abort.abort();
+        done(err);
+      },
+    });
+    return stream;
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -498,6 +633,7 @@ export class S3Backend implements BlobBackend {
   /** Close the connection pool (the process may otherwise wait for idle sockets). */
   destroy(): void {
     this.client.destroy();
+    this.lean.destroy();
   }
 
   private async checkBucket(): Promise<void> {

@@ -37,6 +37,10 @@ export const S3EnvKey = {
   partSizeMiB: 'ABLATE_S3_PART_SIZE_MIB',
   /** Parts uploaded at once. */
   uploadConcurrency: 'ABLATE_S3_UPLOAD_CONCURRENCY',
+  /** Byte ranges of one big object read at once. */
+  downloadConcurrency: 'ABLATE_S3_DOWNLOAD_CONCURRENCY',
+  /** `0`/`false` sends every request through the SDK client (no lean small GETs and PUTs). */
+  leanRequests: 'ABLATE_S3_LEAN_REQUESTS',
   /** Upload checksums: `sha256` (x-amz-checksum-sha256 + Content-MD5) or `md5` (Content-MD5 only). */
   checksum: 'ABLATE_S3_CHECKSUM',
   /** Connect timeout in ms. */
@@ -71,6 +75,10 @@ export interface S3StoreConfig {
   partSizeBytes: number;
   /** @default 4 */
   uploadConcurrency: number;
+  /** Ranges (of `partSizeBytes`) in flight per read of an object of two parts or more. @default 4 */
+  downloadConcurrency: number;
+  /** Small GETs and PUTs signed and sent without the client's middleware (s3-lean.ts). @default true */
+  leanRequests: boolean;
   /** @default 'sha256' */
   checksum: S3ChecksumMode;
   /** @default 5000 */
@@ -86,6 +94,8 @@ export const S3_DEFAULTS = {
   retryMaxDelayMs: 8000,
   partSizeMiB: 16,
   uploadConcurrency: 4,
+  downloadConcurrency: 4,
+  leanRequests: true,
   checksum: 'sha256' as S3ChecksumMode,
   connectTimeoutMs: 5000,
   socketTimeoutMs: 120_000,
@@ -108,6 +118,8 @@ const QUERY_PARAMS = [
   'retryMaxDelayMs',
   'partSizeMiB',
   'uploadConcurrency',
+  'downloadConcurrency',
+  'leanRequests',
   'checksum',
   'connectTimeoutMs',
   'socketTimeoutMs',
@@ -197,6 +209,8 @@ export function resolveS3Config(url: string, env: NodeJS.ProcessEnv = process.en
   const retryMaxDelayMs = parseInt(url, pick('retryMaxDelayMs', S3EnvKey.retryMaxDelayMs), 1, 600_000);
   const partSizeMiB = parseInt(url, pick('partSizeMiB', S3EnvKey.partSizeMiB), S3_MIN_PART_SIZE_MIB, 5120);
   const uploadConcurrency = parseInt(url, pick('uploadConcurrency', S3EnvKey.uploadConcurrency), 1, 64);
+  const downloadConcurrency = parseInt(url, pick('downloadConcurrency', S3EnvKey.downloadConcurrency), 1, 64);
+  const leanRequests = parseBool(url, pick('leanRequests', S3EnvKey.leanRequests));
   const connectTimeoutMs = parseInt(url, pick('connectTimeoutMs', S3EnvKey.connectTimeoutMs), 1, 600_000);
   const socketTimeoutMs = parseInt(url, pick('socketTimeoutMs', S3EnvKey.socketTimeoutMs), 1, 3_600_000);
   const checksumRaw = pick('checksum', S3EnvKey.checksum);
@@ -216,6 +230,8 @@ export function resolveS3Config(url: string, env: NodeJS.ProcessEnv = process.en
     retryMaxDelayMs: retryMaxDelayMs ?? S3_DEFAULTS.retryMaxDelayMs,
     partSizeBytes: (partSizeMiB ?? S3_DEFAULTS.partSizeMiB) * 1024 * 1024,
     uploadConcurrency: uploadConcurrency ?? S3_DEFAULTS.uploadConcurrency,
+    downloadConcurrency: downloadConcurrency ?? S3_DEFAULTS.downloadConcurrency,
+    leanRequests: leanRequests ?? S3_DEFAULTS.leanRequests,
     checksum: (checksumRaw?.value as S3ChecksumMode | undefined) ?? S3_DEFAULTS.checksum,
     connectTimeoutMs: connectTimeoutMs ?? S3_DEFAULTS.connectTimeoutMs,
     socketTimeoutMs: socketTimeoutMs ?? S3_DEFAULTS.socketTimeoutMs,

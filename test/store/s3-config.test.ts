@@ -51,6 +51,15 @@ describe('S3 store configuration', () => {
     assert.equal(fromUrl.forcePathStyle, false);
     assert.equal(fromUrl.maxAttempts, 5);
     assert.equal(fromUrl.partSizeBytes, 8 * 1024 * 1024);
+    assert.equal(fromEnv.downloadConcurrency, 4);
+    assert.equal(fromEnv.leanRequests, true);
+    const tuned = resolveS3Config('s3://b-1/p?downloadConcurrency=8&leanRequests=false', {
+      ABLATE_S3_LEAN_REQUESTS: '1',
+      ABLATE_S3_DOWNLOAD_CONCURRENCY: '2',
+    });
+    assert.equal(tuned.downloadConcurrency, 8);
+    assert.equal(tuned.leanRequests, false);
+    assert.equal(resolveS3Config('s3://b-1/p', { ABLATE_S3_LEAN_REQUESTS: '0' }).leanRequests, false);
     assert.equal(
       resolveS3Config('s3://b-1/p', { ABLATE_S3_MAX_ATTEMPTS: '7', AWS_MAX_ATTEMPTS: '3' }).maxAttempts,
       7,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open as openFile, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -138,6 +138,58 @@ describe('S3 store faults', () => {
       return true;
     });
     assert.deepEqual(await store.verify(ref), { status: 'missing' });
+  });
+
+  it('reads a big object in ranges, and reads again only the range whose connection broke', async () => {
+    const src = join(dir, 'ranged.bin');
+    const data = randomBytes(24 * MiB);
+    await writeFile(src, data);
+    const ref = await store.putFile(src);
+    // A TCP proxy in front of the server that cuts one connection once it carried 2 MiB to the client:
+    // a range's body breaks midway, after its headers arrived.
+    let cut = false;
+    const proxy = createServer((client) => {
+      const upstream = connect(server.port, '127.0.0.1');
+      let carried = 0;
+      upstream.on('data', (chunk: Buffer) => {
+        carried += chunk.length;
+        if (!cut && carried > 2 * MiB) {
+          cut = true;
+          client.destroy();
+          upstream.destroy();
+        } else client.write(chunk);
+      });
+      client.on('data', (chunk: Buffer) => upstream.write(chunk));
+      for (const [a, b] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        a.on('error', () => b.destroy());
+        a.on('close', () => b.destroy());
+      }
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const viaProxy = await open({ endpoint: `http://127.0.0.1:${port}`, retryBaseMs: 10 });
+      const ranges: string[] = [];
+      (viaProxy.backend as S3Backend).client.middlewareStack.add(
+        ((next: (args: unknown) => unknown) => (args: { input: { Range?: string } }) => {
+          if (args.input.Range) ranges.push(args.input.Range);
+          return next(args);
+        }) as never,
+        { step: 'initialize' },
+      );
+      const dest = join(dir, 'ranged.out');
+      await viaProxy.getFile(ref, dest);
+      assert.ok(cut, 'the proxy cut a connection');
+      assert.ok(data.equals(await readFile(dest)));
+      // 24 MiB in 5 MiB ranges: five, and one of them twice.
+      assert.equal(ranges.length, 6, ranges.join(' '));
+      assert.equal(new Set(ranges).size, 5);
+    } finally {
+      proxy.close();
+    }
   });
 
   it('gives up on an unreachable endpoint after the retry limit, in bounded time', async () => {

@@ -18,6 +18,7 @@ import { blobKey } from '../../infra/store/artifact-store';
 import { ArtifactStore, openStore } from '../../infra/store/index';
 import { FsBackend } from '../../infra/store/fs-backend';
 import { S3Backend } from '../../infra/store/s3-backend';
+import { LeanS3 } from '../../infra/store/s3-lean';
 import { useTestS3, type TestS3Target } from '../../infra/testing/s3-server';
 import { TREE_MEDIA_TYPE } from '../../workflows/plan-types';
 
@@ -118,13 +119,68 @@ describe('S3 artifact store', () => {
   it('stores a small file with one request, without asking first whether it is there', async () => {
     const src = join(dir, 'small.bin');
     await writeFile(src, randomBytes(20_000));
-    for (let i = 0; i < 2; i++) {
-      const counts = countCommands(s3Of(store));
-      const ref = await store.putFile(src);
-      assert.equal(counts.get('PutObjectCommand'), 1);
-      assert.equal(counts.get('HeadObjectCommand'), undefined);
-      assert.deepEqual(await store.verify(ref), { status: 'ok' });
+    // By a lean request (the default), and through the SDK client when those are off.
+    for (const s of [store, await open({ leanRequests: 'false' })]) {
+      const lean = s3Of(s).config.leanRequests;
+      for (let i = 0; i < 2; i++) {
+        const counts = countCommands(s3Of(s));
+        const leanBefore = s3Of(s).leanRequests;
+        const ref = await s.putFile(src);
+        assert.equal(s3Of(s).leanRequests - leanBefore, lean ? 1 : 0);
+        assert.equal(counts.get('PutObjectCommand'), lean ? undefined : 1);
+        assert.equal(counts.get('HeadObjectCommand'), undefined);
+        assert.deepEqual(await store.verify(ref), { status: 'ok' });
+      }
     }
+  });
+
+  it('moves small files by lean requests, and asks the SDK client whatever they cannot answer', async () => {
+    const src = join(dir, 'lean-src');
+    await mkdir(join(src, 'sub'), { recursive: true });
+    const files = Array.from({ length: 40 }, (_, i) => randomBytes(1 + i * 997));
+    for (const [i, data] of files.entries()) await writeFile(join(src, 'sub', `f${i}.bin`), data);
+    const backend = s3Of(store);
+    const counts = countCommands(backend);
+    const leanBefore = backend.leanRequests;
+    const ref = await store.putTree(src);
+    await store.getTree(ref, join(dir, 'lean-dest'));
+    // 40 PUTs, then 40 GETs and the manifest's; the manifest's PUT is a HEAD and a PUT through the
+    // client (a file store's putFile path: it asks first), so the client sent no GET at all.
+    assert.ok(backend.leanRequests - leanBefore >= 81, `lean requests: ${backend.leanRequests - leanBefore}`);
+    assert.equal(counts.get('GetObjectCommand'), undefined);
+    for (const [i, data] of files.entries())
+      assert.ok(data.equals(await readFile(join(dir, 'lean-dest', 'sub', `f${i}.bin`))));
+
+    // A missing blob: the lean GET gets a 404, the client says what is missing.
+    const absent = { ...ref, digest: `sha256:${'0'.repeat(64)}`, sizeBytes: 10, mediaType: 'text/plain' };
+    await assert.rejects(
+      store.getFile(absent, join(dir, 'absent.out')),
+      isAblate(ErrorType.ArtifactNotFound),
+    );
+    assert.equal(counts.get('GetObjectCommand'), 1);
+  });
+
+  it('turns the lean path off when it keeps failing where the SDK client succeeds', async () => {
+    const backend = s3Of(store);
+    // Lean requests to a port nothing listens on; the client itself reaches the server.
+    const lean = new LeanS3(backend.client, { ...backend.config, endpoint: 'http://127.0.0.1:1' });
+    const key = backend.objectKey('records/lean-off');
+    // A failure the client shares (the object is missing too) does not count against the lean path.
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await lean.get(key, 1), undefined);
+      lean.noteSdkAnswer(false);
+    }
+    assert.equal(lean.enabled, true);
+    // Failures the client does not share: two in a row are tolerated, the third switches it off.
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await lean.get(key, 1), undefined);
+      lean.noteSdkAnswer(true);
+    }
+    assert.equal(lean.enabled, true);
+    assert.equal(await lean.get(key, 1), undefined);
+    lean.noteSdkAnswer(true);
+    assert.equal(lean.enabled, false);
+    lean.destroy();
   });
 
   it('lets concurrent writers of the same content all succeed with one object', async () => {
@@ -167,7 +223,10 @@ describe('S3 artifact store', () => {
       await mkdir(join(src, `d${i % 5}`), { recursive: true });
       await writeFile(join(src, `d${i % 5}`, `f${i}.bin`), `file ${i} `.repeat(1 + (i % 50)));
     }
-    const s = await openStore(target.storeUrl({ partSizeMiB: 5 }), { transferConcurrency: 8 });
+    // The gauge counts the SDK client's requests: every request through it.
+    const s = await openStore(target.storeUrl({ partSizeMiB: 5, leanRequests: 'false' }), {
+      transferConcurrency: 8,
+    });
     opened.push(s);
     let inFlight = 0;
     let maxInFlight = 0;
@@ -319,12 +378,18 @@ describe('S3 artifact store', () => {
     );
     const bytes = `never stored ${randomBytes(4).toString('hex')}`;
     await assert.rejects(wrongSecret.putBytes(bytes), isAblate(ErrorType.StoreUnavailable));
+    // The small PUT of a blob goes out as a lean request first; refused, the client's answer names why.
+    await assert.rejects(
+      (wrongSecret.backend as S3Backend).putBytes(blobKey(`sha256:${'1'.repeat(64)}`), Buffer.from(bytes)),
+      notRetryable(/\(SignatureDoesNotMatch\).*the secret access key is wrong/),
+    );
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     assert.equal(await store.has(digest), false);
   });
 
   it('catches bytes corrupted in transit on upload: retries a PUT, aborts a multipart upload', async () => {
-    const s = await open({ maxAttempts: 3, retryBaseMs: 20 });
+    // The flipper sits in the SDK client's middleware: every request through it.
+    const s = await open({ maxAttempts: 3, retryBaseMs: 20, leanRequests: 'false' });
     const backend = s3Of(s);
     // Flip one byte of the body after it was checksummed and signed, as a bad link would.
     let corrupt = (_command: string, _attempt: number) => false;
