@@ -51,7 +51,7 @@ export class LeanS3 {
 
   /** The object's bytes, when it answers 200 with `sizeBytes` bytes; else undefined (ask the SDK). */
   async get(objectKey: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer | undefined> {
-    const answer = await this.send('GET', objectKey, {}, undefined, signal);
+    const answer = await this.send('GET', objectKey, {}, undefined, signal, sizeBytes);
     if (answer?.status !== 200 || answer.body.length !== sizeBytes) return this.failed();
     return this.ok(answer.body);
   }
@@ -110,6 +110,7 @@ export class LeanS3 {
     headers: Record<string, string>,
     body: Uint8Array | undefined,
     signal?: AbortSignal,
+    expectedBytes?: number,
   ): Promise<{ status: number; body: Buffer } | undefined> {
     if (this.off || !this.config.leanRequests) return undefined;
     const target = await (this.target ??= this.resolveTarget());
@@ -148,6 +149,13 @@ export class LeanS3 {
           ...(signal ? { signal } : {}),
         },
         (res) => {
+          // Not the size asked for (an object replaced behind our back): the client reads it instead.
+          const length = res.headers['content-length'];
+          if (expectedBytes !== undefined && length !== undefined && Number(length) !== expectedBytes) {
+            res.destroy();
+            resolve(undefined);
+            return;
+          }
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.once('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
