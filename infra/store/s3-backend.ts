@@ -371,9 +371,9 @@ export class S3Backend implements BlobBackend {
   /**
    * A stream of the object's bytes. An object of two parts or more whose size the caller knows is read
    * as {@link S3StoreConfig.partSizeBytes} ranges, {@link S3StoreConfig.downloadConcurrency} at once
-   * (one TCP stream rarely fills a link, or a server's disk), and handed on in order, so the caller
-   * hashes and writes it as one stream; at most that many ranges sit in memory. A range whose connection
-   * breaks mid-body is read again (with backoff), not the whole object.
+   * (one TCP stream rarely fills a link, or a server's disk), and handed on in order, the first range
+   * as it arrives, so the caller hashes and writes it as one stream; at most that many ranges sit in
+   * memory. A range whose connection breaks mid-body is read on from where it broke (with backoff).
    */
   async openRead(key: string, options: { sizeBytes?: number } = {}): Promise<Readable> {
     const size = options.sizeBytes;
@@ -413,40 +413,54 @@ export class S3Backend implements BlobBackend {
     const parts = Math.ceil(sizeBytes / partSize);
     const window = this.config.downloadConcurrency;
     const abort = new AbortController();
-    const readRange = async (index: number): Promise<Buffer> => {
+    /** A range's bytes received and not yet handed on; `wake` resumes a reader waiting for more. */
+    interface Range {
+      chunks: Buffer[];
+      done: boolean;
+      wake?: () => void;
+    }
+    const ranges = new Map<number, Range>();
+    const wake = (range: Range) => {
+      const resume = range.wake;
+      range.wake = undefined;
+      resume?.();
+    };
+    const fetchRange = async (index: number, range: Range): Promise<void> => {
       const first = index * partSize;
       const last = Math.min(sizeBytes, first + partSize) - 1;
       const expected = last - first + 1;
+      // Bytes of this range received so far: kept (maybe already handed on), so a retry asks for the rest.
+      let received = 0;
       for (let attempt = 1; ; attempt++) {
-        // Request errors (refused, 5xx, throttled) are retried by the client's retry strategy.
+        // Request errors (refused, 5xx, throttled) are retried by the client's retry strategy; this
+        // loop retries a body that breaks off.
         const out = await this.call('GET', key, () =>
           this.client.send(
-            new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${first}-${last}` }),
-            {
-              abortSignal: abort.signal,
-            },
+            new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${first + received}-${last}` }),
+            { abortSignal: abort.signal },
           ),
         );
-        const body = out.Body as Readable | undefined;
-        let received = 0;
         try {
+          const body = out.Body as Readable | undefined;
           if (!body) throw new Error('no body');
-          const chunks: Buffer[] = [];
           for await (const chunk of body) {
-            chunks.push(chunk as Buffer);
             received += (chunk as Buffer).length;
+            if (received > expected) throw new Error(`more than the ${expected} bytes asked for`);
+            range.chunks.push(chunk as Buffer);
+            wake(range);
           }
-          if (received !== expected) throw new Error(`${received} bytes of a range of ${expected}`);
-          return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
+          if (received !== expected) throw new Error(`the body ended after ${received} of ${expected} bytes`);
+          range.done = true;
+          wake(range);
+          return;
         } catch (err) {
-          body?.destroy();
-          if (abort.signal.aborted) throw err;
-          if (attempt >= this.config.maxAttempts) {
+          if (abort.signal.aborted) return;
+          if (attempt >= this.config.maxAttempts || received > expected) {
             throw new AblateError(
               ErrorType.StoreUnavailable,
               `lost the connection to ${this.endpointLabel} while reading bytes ${first}-${last} of ` +
-                `${this.uriFor(key)} ${attempt} times (last: ${errorName(err)}, after ${received} of ` +
-                `${expected} bytes); nothing was used`,
+                `${this.uriFor(key)} ${attempt} times (last: ${errorName(err)}: ${(err as Error).message}, ` +
+                `after ${received} of ${expected} bytes); nothing was used`,
               { retryable: true, cause: err },
             );
           }
@@ -454,40 +468,51 @@ export class S3Backend implements BlobBackend {
         }
       }
     };
-    const inFlight = new Map<number, Promise<Buffer>>();
     let next = 0;
     let launched = 0;
     let pumping = false;
+    const launch = () => {
+      while (launched < parts && launched < next + window) {
+        const range: Range = { chunks: [], done: false };
+        ranges.set(launched, range);
+        // A range that fails fails the read at once; the others are aborted.
+        fetchRange(launched++, range).catch((err: unknown) => stream.destroy(err as Error));
+      }
+    };
+    // The bytes go out in order: the first range as it arrives, later ones from what they buffered.
+    const pump = async () => {
+      launch();
+      while (next < parts) {
+        const range = ranges.get(next)!;
+        if (range.chunks.length > 0) {
+          const chunks = range.chunks;
+          range.chunks = [];
+          let more = true;
+          for (const chunk of chunks) more = stream.push(chunk);
+          if (!more) {
+            pumping = false; // read() starts the next pump
+            return;
+          }
+        } else if (range.done) {
+          ranges.delete(next++);
+          launch();
+        } else {
+          await new Promise<void>((resolve) => (range.wake = resolve));
+          if (stream.destroyed) return;
+        }
+      }
+      stream.push(null);
+    };
     const stream = new Readable({
-      // The ranges are the buffer: ask for the next one only when the last was taken.
-      highWaterMark: 1,
+      highWaterMark: 1 << 20,
       read() {
         if (pumping) return;
         pumping = true;
-        void (async () => {
-          try {
-            while (next < parts) {
-              while (launched < parts && launched < next + window) {
-                const p = readRange(launched);
-                p.catch(() => undefined); // awaited in order below; not an unhandled rejection meanwhile
-                inFlight.set(launched++, p);
-              }
-              const data = await inFlight.get(next)!;
-              inFlight.delete(next++);
-              if (stream.destroyed) return;
-              if (!stream.push(data)) {
-                pumping = false;
-                return;
-              }
-            }
-            stream.push(null);
-          } catch (err) {
-            stream.destroy(err as Error);
-          }
-        })();
+        pump().catch((err: unknown) => stream.destroy(err as Error));
       },
       destroy(err, done) {
         abort.abort();
+        for (const range of ranges.values()) wake(range);
         done(err);
       },
     });
