@@ -334,7 +334,6 @@ export class ArtifactStore {
     destDir: string,
     options: TransferOptions & { readOnly?: boolean } = {},
   ): Promise<{ files: number; sizeBytes: number }> {
-    const digest = typeof ref === 'string' ? ref : ref.digest;
     const name = typeof ref === 'string' ? ref : ref.uri;
     const tmp = `${destDir}.part-${randomBytes(4).toString('hex')}`;
     const scratch = await mkdtemp(join(tmpdir(), 'ablate-manifest-'));

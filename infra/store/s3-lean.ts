@@ -16,7 +16,6 @@ import https from 'node:https';
 
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
-import type { ChecksumConstructor, HashConstructor } from '@smithy/types';
 
 import type { S3StoreConfig } from './s3-config';
 
@@ -193,7 +192,7 @@ export class LeanS3 {
           credentials: this.client.config.credentials,
           region,
           service: 's3',
-          sha256: this.client.config.sha256 as ChecksumConstructor | HashConstructor,
+          sha256: this.client.config.sha256,
           // S3 signs the path as sent (its keys are encoded once, not twice).
           uriEscapePath: false,
           applyChecksum: false,
