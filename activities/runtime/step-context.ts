@@ -75,10 +75,18 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       // A cancelled step starts no new transfer (reads are what a stopping step no longer needs).
       signal.throwIfAborted();
       const beats = transferHeartbeat(heartbeat, () => kindProgress, 'fetching', ref.digest.slice(0, 19));
+      const started = performance.now();
+      // In the provenance: where each input came from and how long the step waited for it.
+      const noteFetch = (from: string) => {
+        const fetched = (annotations.fetched as JsonValue[] | undefined) ?? [];
+        fetched.push({ digest: ref.digest, from, ms: Math.round((performance.now() - started) * 10) / 10 });
+        annotations.fetched = fetched;
+      };
       if (cache) {
         try {
           const lease = await cache.acquire(ref, { signal, onProgress: beats.onProgress });
           leases.push(lease);
+          noteFetch(lease.hit ? 'worker cache' : 'store, into the worker cache');
           return lease.path;
         } finally {
           beats.done();
@@ -95,6 +103,7 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       } finally {
         beats.done();
       }
+      noteFetch('store, copied into the work directory');
       return dest;
     },
     readBytes: async (ref) => {

@@ -79,10 +79,13 @@ export const utilFailKind = defineKind<{
   retryable?: boolean;
   afterMs?: number;
   succeedOnAttempt?: number;
+  input?: ArtifactRef;
 }>({
   name: 'util.fail',
   version: '1',
-  summary: 'Fail with a message (optionally retryable, optionally succeeding on a given attempt).',
+  summary:
+    'Fail with a message (optionally retryable, optionally succeeding on a given attempt, optionally ' +
+    'after fetching an input as a step does).',
   queue: 'cpu',
   withSchema: {
     type: 'object',
@@ -92,6 +95,7 @@ export const utilFailKind = defineKind<{
       retryable: { type: 'boolean', default: false },
       afterMs: { type: 'integer', minimum: 0, maximum: 600000, default: 0 },
       succeedOnAttempt: { type: 'integer', minimum: 1, description: 'Succeed from this attempt on.' },
+      input: artifactRefSchema,
     },
     additionalProperties: false,
   },

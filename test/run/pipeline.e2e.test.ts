@@ -97,6 +97,40 @@ describe('pipeline runs on a real Temporal dev server', () => {
     for (const s of stepsOf(summary, 'flaky')) assert.deepEqual(s.outputs, { attempt: 2 });
   });
 
+  it('a retry on the same worker finds its input in the worker cache: it starts without a download', async () => {
+    const { summary, runId } = await runToEnd(session, {
+      name: 'retry-input',
+      steps: {
+        data: { uses: 'util.write', with: { text: `input of the retried step ${Date.now()}` } },
+        flaky: {
+          uses: 'util.fail',
+          with: {
+            message: 'transient',
+            retryable: true,
+            succeedOnAttempt: 2,
+            input: '${steps.data.outputs.file}',
+          },
+          retry: { maxAttempts: 3, initialInterval: '100ms' },
+        },
+      },
+    });
+    assert.equal(summary.status, 'completed');
+    const flaky = stepsOf(summary, 'flaky')[0]!;
+    assert.deepEqual(flaky.outputs, { attempt: 2 });
+    const rec = await session.store.getRecord<StepRecord>(recordKeys.step(runId, flaky.key));
+    const provenance = await session.store.getJson<{
+      attempt: number;
+      runtime: { fetched?: Array<{ digest: string; from: string; ms: number }> };
+    }>(rec!.provenance);
+    // The second attempt's provenance: its one input came from the worker cache the first attempt filled.
+    assert.equal(provenance.attempt, 2);
+    const data = stepsOf(summary, 'data')[0]!.outputs!.file as unknown as ArtifactRef;
+    assert.deepEqual(
+      provenance.runtime.fetched?.map((f) => [f.digest, f.from]),
+      [[data.digest, 'worker cache']],
+    );
+  });
+
   it('reuses cached results; --no-cache recomputes; changing one axis value recomputes only what it affects', async () => {
     const doc = {
       name: 'cached',

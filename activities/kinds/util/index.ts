@@ -59,6 +59,8 @@ export const utilConcat = implementKind(utilConcatKind, import.meta.url, async (
 
 /** `utilFail`'s implementation (its descriptor: infra/kinds). */
 export const utilFail = implementKind(utilFailKind, import.meta.url, async (params, ctx) => {
+  // Every attempt fetches its input as a real step would (the provenance says from where).
+  if (params.input) await ctx.fetch(params.input);
   if (params.afterMs) await new Promise((r) => setTimeout(r, params.afterMs));
   if (params.succeedOnAttempt !== undefined && ctx.attempt >= params.succeedOnAttempt)
     return { attempt: ctx.attempt };
