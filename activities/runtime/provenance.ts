@@ -65,6 +65,13 @@ export interface ProvenanceInput {
   fromStep?: string;
 }
 
+/** One `ctx.fetch` of a step attempt. */
+export interface FetchedInput {
+  digest: string;
+  from: 'worker cache' | 'store, into the worker cache' | 'store, copied into the work directory';
+  ms: number;
+}
+
 export interface ProvenanceRecord {
   schema: 'ablate.provenance/v1';
   runId: string;
@@ -81,6 +88,12 @@ export interface ProvenanceRecord {
   runtime: Record<string, JsonValue>;
   worker: { host: string; pid: number; taskQueue: string };
   attempt: number;
+  /**
+   * The inputs this attempt fetched (`ctx.fetch`), in order: from where (`worker cache`, `store, into the
+   * worker cache`, `store, copied into the work directory`) and how long the step waited, in ms. Kept out
+   * of `runtime`, which drift reports compare: where an input came from says nothing about a result.
+   */
+  fetched?: FetchedInput[];
   startedAt: string;
   endedAt: string;
 }

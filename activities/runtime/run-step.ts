@@ -222,7 +222,7 @@ export function createRunStep(deps: RunStepDeps) {
         },
       };
       let resumedFrom: CheckpointCandidate | undefined;
-      const { ctx, annotations, release } = createStepContext({
+      const { ctx, annotations, fetched, release } = createStepContext({
         store,
         ...(deps.cache ? { cache: deps.cache } : {}),
         workDir,
@@ -312,6 +312,7 @@ export function createRunStep(deps: RunStepDeps) {
         },
         worker: workerIdentity(info.taskQueue),
         attempt: info.attempt,
+        ...(fetched.length > 0 ? { fetched } : {}),
         startedAt: startedAt.toISOString(),
         endedAt: endedAt.toISOString(),
       };

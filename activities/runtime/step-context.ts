@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import type { ArtifactStore } from '../../infra/store/index';
 import type { CacheLease, LocalCache } from '../../infra/store/local-cache';
 import type { JsonValue, StepOutputs } from '../../workflows/plan-types';
+import type { FetchedInput } from './provenance';
 import { stepCheckpoints } from './checkpoint-index';
 import type { StepCheckpoints, StepContext, StepKind, StepLogger, StepProgress } from './step-kind';
 import { transferHeartbeat } from './transfer-heartbeat';
@@ -38,6 +39,8 @@ export interface StepContextOptions {
 export interface BuiltStepContext {
   ctx: StepContext;
   annotations: Record<string, JsonValue>;
+  /** Where each input the step fetched came from (for the provenance record). */
+  fetched: FetchedInput[];
   /** Let the cache evict the inputs this step fetched: call once the step's work has stopped. */
   release: () => void;
 }
@@ -50,6 +53,7 @@ export const consoleLogger: StepLogger = {
 export function createStepContext(options: StepContextOptions): BuiltStepContext {
   const { store, workDir, cache } = options;
   const annotations: Record<string, JsonValue> = {};
+  const fetched: FetchedInput[] = [];
   const leases: CacheLease[] = [];
   const signal = options.signal ?? new AbortController().signal;
   const log = options.log ?? consoleLogger;
@@ -77,11 +81,8 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
       const beats = transferHeartbeat(heartbeat, () => kindProgress, 'fetching', ref.digest.slice(0, 19));
       const started = performance.now();
       // In the provenance: where each input came from and how long the step waited for it.
-      const noteFetch = (from: string) => {
-        const fetched = (annotations.fetched as JsonValue[] | undefined) ?? [];
+      const noteFetch = (from: FetchedInput['from']) =>
         fetched.push({ digest: ref.digest, from, ms: Math.round((performance.now() - started) * 10) / 10 });
-        annotations.fetched = fetched;
-      };
       if (cache) {
         try {
           const lease = await cache.acquire(ref, { signal, onProgress: beats.onProgress });
@@ -136,6 +137,7 @@ export function createStepContext(options: StepContextOptions): BuiltStepContext
   return {
     ctx,
     annotations,
+    fetched,
     release: () => {
       for (const lease of leases.splice(0)) lease.release();
     },
