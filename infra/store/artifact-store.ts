@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { addAbortSignal, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { buffer } from 'node:stream/consumers';
 import type { Readable } from 'node:stream';
 
 import { AblateError, ErrorType, permanent } from '../errors';
@@ -317,9 +318,7 @@ export class ArtifactStore {
     const source = await this.backend.openRead(key);
     // One abort listener per file in flight (a pipeline adds its own), within fanOutSignal's budget.
     if (signal) addAbortSignal(signal, source);
-    const chunks: Buffer[] = [];
-    for await (const chunk of source) chunks.push(chunk as Buffer);
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return buffer(source);
   }
 
   /**

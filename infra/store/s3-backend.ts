@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { addAbortSignal, PassThrough, Readable, Transform } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 
 import {
   AbortMultipartUploadCommand,
@@ -219,25 +220,25 @@ export class S3Backend implements BlobBackend {
 
   async putBytes(key: string, data: Uint8Array): Promise<void> {
     const Key = this.objectKey(key);
-    const leanTried = data.length <= LEAN_MAX_BYTES;
-    if (leanTried && (await this.lean.put(Key, data))) return;
-    await this.call('PUT', key, () =>
-      this.client.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key,
-          Body: data,
-          ContentLength: data.length,
-          ...(this.config.checksum === 'sha256'
-            ? { ChecksumSHA256: createHash('sha256').update(data).digest('base64') }
-            : {}),
-        }),
-      ),
-    ).catch((err: unknown) => {
-      if (leanTried) this.lean.noteSdkAnswer(false);
-      throw err;
-    });
-    if (leanTried) this.lean.noteSdkAnswer(true);
+    await this.lean.orClient(
+      data.length <= LEAN_MAX_BYTES ? () => this.lean.put(Key, data, digestOfKey(key)) : undefined,
+      async () => {
+        await this.call('PUT', key, () =>
+          this.client.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key,
+              Body: data,
+              ContentLength: data.length,
+              ...(this.config.checksum === 'sha256'
+                ? { ChecksumSHA256: createHash('sha256').update(data).digest('base64') }
+                : {}),
+            }),
+          ),
+        );
+        return true;
+      },
+    );
   }
 
   /**
@@ -245,22 +246,15 @@ export class S3Backend implements BlobBackend {
    * through the client (retries, clear errors).
    */
   async readSmall(key: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer> {
-    if (sizeBytes <= LEAN_MAX_BYTES) {
-      const data = await this.lean.get(this.objectKey(key), sizeBytes, signal);
-      if (data) return data;
-      signal?.throwIfAborted();
-    }
-    const chunks: Buffer[] = [];
-    try {
-      const source = await this.openRead(key);
-      if (signal) addAbortSignal(signal, source);
-      for await (const chunk of source) chunks.push(chunk as Buffer);
-    } catch (err) {
-      if (sizeBytes <= LEAN_MAX_BYTES) this.lean.noteSdkAnswer(false);
-      throw err;
-    }
-    if (sizeBytes <= LEAN_MAX_BYTES) this.lean.noteSdkAnswer(true);
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    return this.lean.orClient(
+      sizeBytes <= LEAN_MAX_BYTES ? () => this.lean.get(this.objectKey(key), sizeBytes, signal) : undefined,
+      async () => {
+        signal?.throwIfAborted();
+        const source = await this.openRead(key);
+        if (signal) addAbortSignal(signal, source);
+        return buffer(source);
+      },
+    );
   }
 
   /** Requests the lean path answered (tests, benchmarks). */

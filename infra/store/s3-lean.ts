@@ -48,19 +48,40 @@ export class LeanS3 {
     private readonly config: S3StoreConfig,
   ) {}
 
-  /** The object's bytes, when it answers 200 with `sizeBytes` bytes; else undefined (ask the SDK). */
+  /**
+   * `lean()` when the lean path is on and a lean request applies, else (or when it does not answer)
+   * `viaClient()`. A lean failure the client then shares (a missing object, a server down) is not the
+   * lean path's fault; {@link MISMATCHES_BEFORE_OFF} in a row that the client answers switch it off.
+   */
+  async orClient<T>(
+    lean: (() => Promise<T | undefined>) | undefined,
+    viaClient: () => Promise<T>,
+  ): Promise<T> {
+    if (!lean || !this.enabled) return viaClient();
+    const answer = await lean();
+    if (answer !== undefined) {
+      this.mismatches = 0;
+      this.served += 1;
+      return answer;
+    }
+    const result = await viaClient();
+    if (++this.mismatches >= MISMATCHES_BEFORE_OFF) this.off = true;
+    return result;
+  }
+
+  /** The object's bytes, when it answers 200 with `sizeBytes` bytes; else undefined (ask the client). */
   async get(objectKey: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer | undefined> {
     const answer = await this.send('GET', objectKey, {}, undefined, signal, sizeBytes);
-    if (answer?.status !== 200 || answer.body.length !== sizeBytes) return this.failed();
-    return this.ok(answer.body);
+    return answer?.status === 200 && answer.body.length === sizeBytes ? answer.body : undefined;
   }
 
   /**
    * PUT `data` at `objectKey` with Content-MD5 (and x-amz-checksum-sha256 in sha256 mode); true when the
-   * server stored it, undefined when the SDK should try.
+   * server stored it, undefined when the client should try. `sha256Hex`: the data's digest when the
+   * caller knows it (a content-addressed key names it), so it is not hashed again.
    */
-  async put(objectKey: string, data: Uint8Array): Promise<true | undefined> {
-    const sha256 = createHash('sha256').update(data).digest();
+  async put(objectKey: string, data: Uint8Array, sha256Hex?: string): Promise<true | undefined> {
+    const sha256 = sha256Hex ? Buffer.from(sha256Hex, 'hex') : createHash('sha256').update(data).digest();
     const headers: Record<string, string> = {
       'content-length': String(data.length),
       'content-md5': createHash('md5').update(data).digest('base64'),
@@ -68,8 +89,7 @@ export class LeanS3 {
       ...(this.config.checksum === 'sha256' ? { 'x-amz-checksum-sha256': sha256.toString('base64') } : {}),
     };
     const answer = await this.send('PUT', objectKey, headers, data);
-    if (answer?.status !== 200) return this.failed();
-    return this.ok(true);
+    return answer?.status === 200 ? true : undefined;
   }
 
   /** Whether lean requests are still sent (configured on, and not switched off for failing). */
@@ -82,27 +102,6 @@ export class LeanS3 {
     this.agent?.destroy();
   }
 
-  private ok<T>(value: T): T {
-    this.mismatches = 0;
-    this.served += 1;
-    return value;
-  }
-
-  private failed(): undefined {
-    // Counted as a mismatch; the SDK's answer decides whether it was one (see noteSdkAnswer).
-    this.mismatches += 1;
-    return undefined;
-  }
-
-  /**
-   * The SDK answered a request the lean path had failed: a failure the SDK shares (a missing object, a
-   * server down) is not the lean path's fault; one it does not share counts against it.
-   */
-  noteSdkAnswer(succeeded: boolean): void {
-    if (!succeeded) this.mismatches = Math.max(0, this.mismatches - 1);
-    else if (this.mismatches >= MISMATCHES_BEFORE_OFF) this.off = true;
-  }
-
   private async send(
     method: 'GET' | 'PUT',
     objectKey: string,
@@ -111,7 +110,6 @@ export class LeanS3 {
     signal?: AbortSignal,
     expectedBytes?: number,
   ): Promise<{ status: number; body: Buffer } | undefined> {
-    if (this.off || !this.config.leanRequests) return undefined;
     const target = await (this.target ??= this.resolveTarget());
     if (!target) return undefined;
     const host = target.port === undefined ? target.hostname : `${target.hostname}:${target.port}`;

@@ -167,18 +167,32 @@ describe('S3 artifact store', () => {
     const key = backend.objectKey('records/lean-off');
     // A failure the client shares (the object is missing too) does not count against the lean path.
     for (let i = 0; i < 5; i++) {
-      assert.equal(await lean.get(key, 1), undefined);
-      lean.noteSdkAnswer(false);
+      const answer = lean.get(key, 1);
+      assert.equal(await answer, undefined);
+      await assert.rejects(
+        lean.orClient(
+          () => answer,
+          () => Promise.reject(new Error('missing there too')),
+        ),
+      );
     }
     assert.equal(lean.enabled, true);
     // Failures the client does not share: two in a row are tolerated, the third switches it off.
     for (let i = 0; i < 2; i++) {
-      assert.equal(await lean.get(key, 1), undefined);
-      lean.noteSdkAnswer(true);
+      const answer = lean.get(key, 1);
+      assert.equal(await answer, undefined);
+      await lean.orClient(
+        () => answer,
+        async () => Buffer.from('x'),
+      );
     }
     assert.equal(lean.enabled, true);
-    assert.equal(await lean.get(key, 1), undefined);
-    lean.noteSdkAnswer(true);
+    const answer = lean.get(key, 1);
+    assert.equal(await answer, undefined);
+    await lean.orClient(
+      () => answer,
+      async () => Buffer.from('x'),
+    );
     assert.equal(lean.enabled, false);
     lean.destroy();
   });
