@@ -34,9 +34,6 @@ import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
 
 import { createStepContext } from '../activities/runtime/step-context';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
-
-import { blobKey } from '../infra/store/artifact-store';
 import { openStore, type ArtifactStore } from '../infra/store/index';
 import { LocalCache } from '../infra/store/local-cache';
 import { removeTree } from '../infra/store/read-only';
@@ -105,11 +102,6 @@ function rclone(...rcloneArgs: string[]): Promise<void> {
   });
 }
 
-/** One HEAD of an S3 object key (bucket-relative), untimed. */
-async function headObject(store: ArtifactStore, key: string): Promise<void> {
-  await (store.backend as S3Backend).client.send(new HeadObjectCommand({ Bucket: server.bucket, Key: key }));
-}
-
 async function seconds(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
   await fn();
@@ -140,8 +132,9 @@ try {
     getTree: files * sizeKb * 1000,
   };
 
-  const headStore = await openStore(server.storeUrl('heads'));
-  opened.push(headStore);
+  // A store at the bucket's root, to HEAD rclone's objects.
+  const bucketRoot = await openStore(server.storeUrl(''));
+  opened.push(bucketRoot);
   const secs: Record<Tool, Record<Op, number[]>> = {
     ablate: { putFile: [], getFile: [], putTree: [], getTree: [] },
     rclone: { putFile: [], getFile: [], putTree: [], getTree: [] },
@@ -157,7 +150,7 @@ try {
     let ref: ArtifactRef | undefined;
     if (what === 'File') {
       secs.ablate.putFile.push(await seconds(async () => (ref = await store.putFile(bigFile))));
-      await headObject(store, (store.backend as S3Backend).objectKey(blobKey(ref!.digest)));
+      if (!(await store.has(ref!.digest))) throw new Error('the big file is not in the store after its put');
       secs.ablate.getFile.push(await seconds(() => store.getFile(ref!, join(dest, 'big.bin'))));
     } else {
       secs.ablate.putTree.push(await seconds(async () => (ref = await store.putTree(tree))));
@@ -172,7 +165,8 @@ try {
     const dest = join(root, `out-${n}`);
     if (what === 'File') {
       secs.rclone.putFile.push(await seconds(() => rclone(bigFile, remote)));
-      await headObject(headStore, `${prefix}/big.bin`);
+      if (!(await bucketRoot.backend.exists(`${prefix}/big.bin`)))
+        throw new Error(`rclone's put left no ${prefix}/big.bin`);
       secs.rclone.getFile.push(await seconds(() => rclone(`${remote}/big.bin`, dest)));
     } else {
       secs.rclone.putTree.push(await seconds(() => rclone(tree, remote)));
