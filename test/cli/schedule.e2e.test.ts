@@ -33,7 +33,8 @@ describe('ablate schedule (real dev server)', () => {
   });
 
   /** Runs of a schedule, newest first, once `count` of them have ended (or fail after `timeoutMs`). */
-  async function endedRuns(schedule: string, count: number, timeoutMs = 30_000): Promise<RunEntry[]> {
+  // 60 s: under the full suite (two test files at once on 2 cores) a scheduled run once took over 30.
+  async function endedRuns(schedule: string, count: number, timeoutMs = 60_000): Promise<RunEntry[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       // A scheduled run is over once its scheduledRun has recorded the verdict in the summary (after the
