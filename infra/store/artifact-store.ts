@@ -288,7 +288,8 @@ export class ArtifactStore {
 
   /**
    * Write a blob, verified, to `path` (not atomically: the caller renames it into place, or removes it on
-   * an error). A small one is read whole, hashed and written in one call, a big one streamed.
+   * an error). A small one is read whole, hashed and written in one call, a big one streamed (or, where the
+   * backend can, written at its offsets as its parallel ranges arrive, and hashed in order).
    */
   private async writeBlob(
     digest: string,
@@ -306,9 +307,21 @@ export class ArtifactStore {
       await writeFile(path, data, { ...mode, ...(signal ? { signal } : {}) });
       return;
     }
-    const source = await this.backend.openRead(key, sizeBytes === undefined ? {} : { sizeBytes });
     const hash = createHash('sha256');
-    await pipeline(source, hashing(hash), createWriteStream(path, mode), signal ? { signal } : {});
+    if (sizeBytes !== undefined && this.backend.readInto) {
+      const file = await open(path, 'w', options.mode);
+      try {
+        await this.backend.readInto(key, file, sizeBytes, {
+          onBytes: (chunk) => hash.update(chunk),
+          ...(signal ? { signal } : {}),
+        });
+      } finally {
+        await file.close();
+      }
+    } else {
+      const source = await this.backend.openRead(key, sizeBytes === undefined ? {} : { sizeBytes });
+      await pipeline(source, hashing(hash), createWriteStream(path, mode), signal ? { signal } : {});
+    }
     checkDigest(digest, `sha256:${hash.digest('hex')}`, this.backend.uriFor(key));
   }
 

@@ -4,6 +4,7 @@
  * artifact-store.ts; a backend only moves bytes (filesystem, S3) and, where it can, answers "is this
  * blob still intact?" cheaply.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /**
@@ -56,6 +57,18 @@ export interface BlobBackend {
    * folder of small files reads thousands). Absent: the store collects {@link openRead}'s stream.
    */
   readSmall?(key: string, sizeBytes: number, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Write the object, whose size the caller knows, into `file` (open for writing) at its offsets, and
+   * hand its bytes in order to `onBytes` (for the digest), where that beats a stream written in order
+   * (S3: parallel ranges, each written as it arrives). Rejects once no write it started is pending.
+   * Absent: the store writes {@link openRead}'s stream.
+   */
+  readInto?(
+    key: string,
+    file: FileHandle,
+    sizeBytes: number,
+    options: { onBytes: (chunk: Buffer) => void; signal?: AbortSignal },
+  ): Promise<void>;
   /** Keys under `prefix` (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
   /** Objects under `prefix` (recursive) with size and age, sorted by key. */

@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
 import { addAbortSignal, PassThrough, Readable, Transform } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 
@@ -55,6 +55,9 @@ import { AblateError, ErrorType, permanent } from '../errors';
 import type { BlobBackend, QuickCheck, StoredObject } from './backend';
 import { LEAN_MAX_BYTES, LeanS3 } from './s3-lean';
 import { backoffDelayMs, resolveS3Config, S3_MAX_PARTS, S3EnvKey, type S3StoreConfig } from './s3-config';
+
+/** What one write call of {@link S3Backend.readInto} carries at most (about; network chunks are not split). */
+const WRITE_BATCH_BYTES = 1 << 20;
 
 /** Options beyond the store URL. */
 export interface S3BackendOptions {
@@ -401,6 +404,102 @@ export class S3Backend implements BlobBackend {
     return pass;
   }
 
+  /**
+   * Write the object, of `sizeBytes` bytes, into `file` at its offsets: ranges of
+   * {@link S3StoreConfig.partSizeBytes}, {@link S3StoreConfig.downloadConcurrency} at once, each written
+   * as it arrives ({@link WRITE_BATCH_BYTES} per write call), and the bytes handed to `onBytes` in order
+   * (the first range live, later ones from memory once those before them are through: at most that many
+   * ranges are held). Against a stream of the bytes in order, no range waits for the one before it to be
+   * written, and one write call carries many network chunks. A range whose connection breaks mid-body is
+   * read on from where it broke (with backoff); on an error or an abort the other ranges stop and the
+   * call rejects once every write it started has ended (the file is left to the caller).
+   */
+  async readInto(
+    key: string,
+    file: FileHandle,
+    sizeBytes: number,
+    options: { onBytes: (chunk: Buffer) => void; signal?: AbortSignal },
+  ): Promise<void> {
+    const { onBytes, signal } = options;
+    signal?.throwIfAborted();
+    const Key = this.objectKey(key);
+    const partSize = this.config.partSizeBytes;
+    const parts = Math.ceil(sizeBytes / partSize);
+    const window = this.config.downloadConcurrency;
+    const abort = new AbortController();
+    const stop = () => abort.abort(signal?.reason);
+    signal?.addEventListener('abort', stop, { once: true });
+    /** Bytes of a range not yet handed to onBytes. */
+    const held = new Map<number, { chunks: Buffer[]; done: boolean }>();
+    let next = 0; // the range whose bytes go to onBytes now
+    const handOn = () => {
+      for (let range = held.get(next); range; range = held.get(next)) {
+        for (const chunk of range.chunks) onBytes(chunk);
+        range.chunks = [];
+        if (!range.done) return;
+        held.delete(next++);
+      }
+    };
+    const writeRange = async (index: number, range: { chunks: Buffer[]; done: boolean }) => {
+      const first = index * partSize;
+      const last = Math.min(sizeBytes, first + partSize) - 1;
+      let offset = first;
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      const writes: Promise<void>[] = [];
+      const flush = () => {
+        if (batchBytes === 0) return;
+        const write = writeAll(file, batch, offset);
+        write.catch(() => abort.abort()); // a failed write stops the read at once
+        writes.push(write);
+        offset += batchBytes;
+        batch = [];
+        batchBytes = 0;
+      };
+      const read = this.fetchRange(key, Key, first, last, abort.signal, (chunk) => {
+        batch.push(chunk);
+        batchBytes += chunk.length;
+        if (batchBytes >= WRITE_BATCH_BYTES) flush();
+        range.chunks.push(chunk);
+        if (index === next) handOn();
+      }).then(flush);
+      // Every write ends before the call does (the caller closes or removes the file next); a failed
+      // write is the error to report, since it stopped the read.
+      const [readResult] = await Promise.allSettled([read]);
+      const failed = (await Promise.allSettled(writes)).find((w) => w.status === 'rejected');
+      if (failed) throw failed.reason;
+      if (readResult.status === 'rejected') throw readResult.reason;
+      if (abort.signal.aborted) return;
+      range.done = true;
+      handOn();
+    };
+    let launched = 0;
+    let failure: { error: unknown } | undefined;
+    const ranges: Promise<void>[] = [];
+    const launch = () => {
+      while (!abort.signal.aborted && launched < parts && launched < next + window) {
+        const index = launched++;
+        const range = { chunks: [] as Buffer[], done: false };
+        held.set(index, range);
+        ranges.push(
+          writeRange(index, range).then(launch, (error: unknown) => {
+            failure ??= { error };
+            abort.abort();
+          }),
+        );
+      }
+    };
+    try {
+      launch();
+      // A range launches the next ones before its own promise settles, so this sees every range.
+      for (let i = 0; i < ranges.length; i++) await ranges[i];
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+    signal?.throwIfAborted();
+    if (failure) throw failure.error;
+  }
+
   private openRanged(key: string, sizeBytes: number): Readable {
     const Key = this.objectKey(key);
     const partSize = this.config.partSizeBytes;
@@ -422,45 +521,13 @@ export class S3Backend implements BlobBackend {
     const fetchRange = async (index: number, range: Range): Promise<void> => {
       const first = index * partSize;
       const last = Math.min(sizeBytes, first + partSize) - 1;
-      const expected = last - first + 1;
-      // Bytes of this range received so far: kept (maybe already handed on), so a retry asks for the rest.
-      let received = 0;
-      for (let attempt = 1; ; attempt++) {
-        // Request errors (refused, 5xx, throttled) are retried by the client's retry strategy; this
-        // loop retries a body that breaks off.
-        const out = await this.call('GET', key, () =>
-          this.client.send(
-            new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${first + received}-${last}` }),
-            { abortSignal: abort.signal },
-          ),
-        );
-        try {
-          const body = out.Body as Readable | undefined;
-          if (!body) throw new Error('no body');
-          for await (const chunk of body) {
-            received += (chunk as Buffer).length;
-            if (received > expected) throw new Error(`more than the ${expected} bytes asked for`);
-            range.chunks.push(chunk as Buffer);
-            wake(range);
-          }
-          if (received !== expected) throw new Error(`the body ended after ${received} of ${expected} bytes`);
-          range.done = true;
-          wake(range);
-          return;
-        } catch (err) {
-          if (abort.signal.aborted) return;
-          if (attempt >= this.config.maxAttempts || received > expected) {
-            throw new AblateError(
-              ErrorType.StoreUnavailable,
-              `lost the connection to ${this.endpointLabel} while reading bytes ${first}-${last} of ` +
-                `${this.uriFor(key)} ${attempt} times (last: ${errorName(err)}: ${(err as Error).message}, ` +
-                `after ${received} of ${expected} bytes); nothing was used`,
-              { retryable: true, cause: err },
-            );
-          }
-          await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, this.config)));
-        }
-      }
+      await this.fetchRange(key, Key, first, last, abort.signal, (chunk) => {
+        range.chunks.push(chunk);
+        wake(range);
+      });
+      if (abort.signal.aborted) return;
+      range.done = true;
+      wake(range);
     };
     let next = 0;
     let launched = 0;
@@ -511,6 +578,62 @@ export class S3Backend implements BlobBackend {
       },
     });
     return stream;
+  }
+
+  /**
+   * GET bytes `first`..`last` of `key`, handing each chunk to `onChunk` as it arrives. Request errors
+   * (refused, 5xx, throttled) are the client's retry strategy's; a body that breaks off is asked for
+   * again from where it broke, with backoff, up to {@link S3StoreConfig.maxAttempts} times. Resolves
+   * quietly when `abortSignal` stops it.
+   */
+  private async fetchRange(
+    key: string,
+    Key: string,
+    first: number,
+    last: number,
+    abortSignal: AbortSignal,
+    onChunk: (chunk: Buffer) => void,
+  ): Promise<void> {
+    const expected = last - first + 1;
+    // Bytes received so far: handed on already, so a retry asks for the rest.
+    let received = 0;
+    for (let attempt = 1; ; attempt++) {
+      let out;
+      try {
+        out = await this.call('GET', key, () =>
+          this.client.send(
+            new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${first + received}-${last}` }),
+            { abortSignal },
+          ),
+        );
+      } catch (err) {
+        if (abortSignal.aborted) return;
+        throw err;
+      }
+      try {
+        const body = out.Body as Readable | undefined;
+        if (!body) throw new Error('no body');
+        for await (const chunk of body) {
+          received += (chunk as Buffer).length;
+          if (received > expected) throw new Error(`more than the ${expected} bytes asked for`);
+          onChunk(chunk as Buffer);
+        }
+        if (received !== expected) throw new Error(`the body ended after ${received} of ${expected} bytes`);
+        return;
+      } catch (err) {
+        if (abortSignal.aborted) return;
+        if (attempt >= this.config.maxAttempts || received > expected) {
+          throw new AblateError(
+            ErrorType.StoreUnavailable,
+            `lost the connection to ${this.endpointLabel} while reading bytes ${first}-${last} of ` +
+              `${this.uriFor(key)} ${attempt} times (last: ${errorName(err)}: ${(err as Error).message}, ` +
+              `after ${received} of ${expected} bytes); nothing was used`,
+            { retryable: true, cause: err },
+          );
+        }
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, this.config)));
+      }
+    }
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -907,4 +1030,17 @@ function errorName(err: unknown): string {
   const e = err as { name?: string; Code?: string; code?: string } | undefined;
   const name = e?.name && e.name !== 'Error' ? e.name : (e?.Code ?? e?.code ?? 'Error');
   return name;
+}
+
+/** Write `buffers` at `position`, all of them: a short write (rare on a regular file) writes on. */
+async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let total = 0;
+  for (const b of buffers) total += b.length;
+  let { bytesWritten } = await file.writev(buffers, position);
+  while (bytesWritten < total) {
+    const rest = Buffer.concat(buffers).subarray(bytesWritten);
+    const more = await file.write(rest, 0, rest.length, position + bytesWritten);
+    if (more.bytesWritten === 0) throw new Error(`wrote 0 bytes at ${position + bytesWritten}`);
+    bytesWritten += more.bytesWritten;
+  }
 }

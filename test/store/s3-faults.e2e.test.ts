@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, open as openFile, readFile, readdir, rm, stat, writeFil
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
 
 import { AblateError, ErrorType } from '../../infra/errors';
@@ -67,6 +68,40 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * A TCP proxy to 127.0.0.1:`upstreamPort` that cuts a connection once it carried `cutAfter` bytes to the
+ * client, `times` times at most: a body breaks off after its headers arrived.
+ */
+async function cuttingProxy(upstreamPort: number, cutAfter: number, times: number) {
+  let cuts = 0;
+  const proxy = createServer((client) => {
+    const upstream = connect(upstreamPort, '127.0.0.1');
+    let carried = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      carried += chunk.length;
+      if (cuts < times && carried > cutAfter) {
+        cuts += 1;
+        client.destroy();
+        upstream.destroy();
+      } else client.write(chunk);
+    });
+    client.on('data', (chunk: Buffer) => upstream.write(chunk));
+    for (const [a, b] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      a.on('error', () => b.destroy());
+      a.on('close', () => b.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (proxy.address() as { port: number }).port,
+    cuts: () => cuts,
+    close: () => proxy.close(),
+  };
 }
 
 /** Wait until the backend lists an incomplete multipart upload for `key`. */
@@ -145,33 +180,11 @@ describe('S3 store faults', () => {
     const data = randomBytes(24 * MiB);
     await writeFile(src, data);
     const ref = await store.putFile(src);
-    // A TCP proxy in front of the server that cuts one connection once it carried 2 MiB to the client:
-    // a range's body breaks midway, after its headers arrived.
-    let cut = false;
-    const proxy = createServer((client) => {
-      const upstream = connect(server.port, '127.0.0.1');
-      let carried = 0;
-      upstream.on('data', (chunk: Buffer) => {
-        carried += chunk.length;
-        if (!cut && carried > 2 * MiB) {
-          cut = true;
-          client.destroy();
-          upstream.destroy();
-        } else client.write(chunk);
-      });
-      client.on('data', (chunk: Buffer) => upstream.write(chunk));
-      for (const [a, b] of [
-        [client, upstream],
-        [upstream, client],
-      ] as const) {
-        a.on('error', () => b.destroy());
-        a.on('close', () => b.destroy());
-      }
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    // A proxy that cuts one connection once it carried 2 MiB to the client: a range's body breaks
+    // midway, after its headers arrived.
+    const proxy = await cuttingProxy(server.port, 2 * MiB, 1);
     try {
-      const port = (proxy.address() as { port: number }).port;
-      const viaProxy = await open({ endpoint: `http://127.0.0.1:${port}`, retryBaseMs: 10 });
+      const viaProxy = await open({ endpoint: `http://127.0.0.1:${proxy.port}`, retryBaseMs: 10 });
       const ranges: string[] = [];
       (viaProxy.backend as S3Backend).client.middlewareStack.add(
         ((next: (args: unknown) => unknown) => (args: { input: { Range?: string } }) => {
@@ -182,7 +195,7 @@ describe('S3 store faults', () => {
       );
       const dest = join(dir, 'ranged.out');
       await viaProxy.getFile(ref, dest);
-      assert.ok(cut, 'the proxy cut a connection');
+      assert.equal(proxy.cuts(), 1, 'the proxy cut a connection');
       assert.ok(data.equals(await readFile(dest)));
       // 24 MiB in 5 MiB ranges: five, and the rest of the one that broke off, asked for once more.
       assert.equal(ranges.length, 6, ranges.join(' '));
@@ -194,8 +207,86 @@ describe('S3 store faults', () => {
       const [rest] = parsed.filter(([first]) => first % (5 * MiB) !== 0);
       const broken = whole.find(([first, last]) => first < rest![0] && rest![1] === last);
       assert.ok(broken, `the resumed ${ranges.join(' ')} ends where a whole range ends`);
+      // A verified stream of the same object reads it in ranges too, handed on in order.
+      assert.ok(data.equals(await buffer(await viaProxy.openRead(ref))));
     } finally {
       proxy.close();
+    }
+  });
+
+  it('fails a ranged read whose connections keep breaking, leaving no file behind', async () => {
+    const src = join(dir, 'breaking.bin');
+    await writeFile(src, randomBytes(24 * MiB));
+    const ref = await store.putFile(src);
+    const proxy = await cuttingProxy(server.port, 1 * MiB, Infinity);
+    try {
+      const viaProxy = await open({
+        endpoint: `http://127.0.0.1:${proxy.port}`,
+        retryBaseMs: 10,
+        maxAttempts: 2,
+      });
+      const out = join(dir, 'breaking-out');
+      await mkdir(out);
+      await assert.rejects(viaProxy.getFile(ref, join(out, 'breaking.bin')), (err: unknown) => {
+        assert.ok(err instanceof AblateError && err.type === ErrorType.StoreUnavailable, String(err));
+        assert.equal(err.retryable, true);
+        assert.match(
+          err.message,
+          /^lost the connection to .* while reading bytes \d+-\d+ of s3:\/\/\S+ 2 times \(last: .*\); nothing was used$/,
+        );
+        return true;
+      });
+      assert.deepEqual(await readdir(out), []);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('stops a ranged read on abort, at once, leaving no file behind', async () => {
+    // 24 MiB at the server's 16 MiB/s: the abort after the first bytes lands mid-read.
+    const src = join(dir, 'aborted.bin');
+    await writeFile(src, randomBytes(24 * MiB));
+    const ref = await store.putFile(src);
+    const reader = await open();
+    const s3 = reader.backend as S3Backend;
+    const controller = new AbortController();
+    let handedOn = 0;
+    const readInto = s3.readInto.bind(s3);
+    s3.readInto = (key, file, sizeBytes, options) =>
+      readInto(key, file, sizeBytes, {
+        ...options,
+        onBytes: (chunk) => {
+          options.onBytes(chunk);
+          handedOn += chunk.length;
+          if (handedOn >= MiB) controller.abort();
+        },
+      });
+    const out = join(dir, 'aborted-out');
+    await mkdir(out);
+    const started = performance.now();
+    await assert.rejects(reader.getFile(ref, join(out, 'aborted.bin'), { signal: controller.signal }), {
+      name: 'AbortError',
+    });
+    assert.ok(performance.now() - started < 1000, `the abort took ${performance.now() - started} ms`);
+    assert.ok(handedOn < 24 * MiB, `${handedOn} bytes were handed on`);
+    assert.deepEqual(await readdir(out), []);
+  });
+
+  it('stops a ranged read whose write fails, and reports the write error', async () => {
+    const src = join(dir, 'unwritable.bin');
+    await writeFile(src, randomBytes(12 * MiB));
+    const ref = await store.putFile(src);
+    // A file opened read-only: every write to it fails (EBADF).
+    const target = join(dir, 'unwritable.out');
+    await writeFile(target, '');
+    const file = await openFile(target, 'r');
+    try {
+      await assert.rejects(
+        backend.readInto(blobKey(ref.digest), file, ref.sizeBytes, { onBytes: () => {} }),
+        { code: 'EBADF' },
+      );
+    } finally {
+      await file.close();
     }
   });
 
