@@ -7,7 +7,7 @@
  * workers, seconds instead of minutes).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,6 +38,25 @@ function trainerPids(home: string): number[] {
       return false;
     }
   });
+}
+
+/**
+ * Wait for `ablate run` to show `step` running: up to 2 minutes, since trainers start slowly on a busy
+ * machine (CI runs two test files at once on 2 cores). A timeout's error carries the logs of `home`.
+ */
+async function waitRunning(child: ChildProcess, home: string, step: string) {
+  const watch = waitForStderr(child, new RegExp(`running\\s+${step} \\(util\\.noop\\)`), 120_000);
+  try {
+    await watch.match;
+  } catch (err) {
+    const logDir = join(home, 'logs');
+    const logs = await readdir(logDir).catch(() => [] as string[]);
+    const texts = await Promise.all(
+      logs.map(async (n) => `--- ${n}\n${await readFile(join(logDir, n), 'utf8').catch(String)}`),
+    );
+    throw new Error(`${(err as Error).message}\n${texts.join('\n')}`);
+  }
+  return watch;
 }
 
 async function stepRecords(home: string, runId: string): Promise<StepRecord[]> {
@@ -112,8 +131,7 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     const child = spawnAblate(['run', join(dir, 'long.json'), '--slots', 'gpu=2'], {
       env: { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' },
     });
-    const watch = waitForStderr(child, /running\s+a \(util\.noop\)/);
-    await watch.match;
+    const watch = await waitRunning(child, home, 'a');
     const trainers = trainerPids(home);
     assert.equal(trainers.length, 2, `trainers: ${trainers.join(', ')}\n${watch.text()}`);
     child.kill('SIGKILL');
@@ -140,8 +158,7 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     const child = spawnAblate(['run', join(dir, 'long.json'), '--slots', 'gpu=2'], {
       env: { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' },
     });
-    const watch = waitForStderr(child, /running\s+b \(util\.noop\)/);
-    await watch.match;
+    const watch = await waitRunning(child, home, 'b');
     const [first, second] = trainerPids(home);
     process.kill(first!, 'SIGKILL');
     const lost = waitForStderr(
@@ -164,8 +181,7 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     const home = join(dir, 'resume');
     const env = { ABLATE_HOME: home, TEMPORAL_ADDRESS: '' };
     const child = spawnAblate(['run', join(dir, 'two.json')], { env });
-    const watch = waitForStderr(child, /running\s+a \(util\.noop\)/);
-    await watch.match;
+    const watch = await waitRunning(child, home, 'a');
     child.kill('SIGINT');
     assert.equal(await watch.exit, 130, watch.text());
     const runId = /detached from (two-\S+);/.exec(watch.text())![1]!;
@@ -232,8 +248,7 @@ describe('ablate run --slots gpu=N: trainer processes', () => {
     });
     let stdout = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    const watch = waitForStderr(child, /running\s+a \(util\.noop\)/);
-    await watch.match;
+    const watch = await waitRunning(child, home, 'a');
     for (const pid of trainerPids(home)) process.kill(pid, 'SIGKILL');
     const code = await Promise.race([
       watch.exit,
