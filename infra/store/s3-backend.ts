@@ -369,8 +369,9 @@ export class S3Backend implements BlobBackend {
    * A stream of the object's bytes. An object of two parts or more whose size the caller knows is read
    * as {@link S3StoreConfig.partSizeBytes} ranges, {@link S3StoreConfig.downloadConcurrency} at once
    * (one TCP stream rarely fills a link, or a server's disk), and handed on in order, the first range
-   * as it arrives, so the caller hashes and writes it as one stream; at most that many ranges sit in
-   * memory. A range whose connection breaks mid-body is read on from where it broke (with backoff).
+   * as it arrives, so the caller reads one stream; at most that many ranges sit in memory. A range
+   * whose connection breaks mid-body is read on from where it broke (with backoff). A download to a
+   * file takes {@link readInto} instead, which writes each range as it arrives.
    */
   async openRead(key: string, options: { sizeBytes?: number } = {}): Promise<Readable> {
     const size = options.sizeBytes;
@@ -500,6 +501,7 @@ export class S3Backend implements BlobBackend {
     if (failure) throw failure.error;
   }
 
+  /** {@link openRead}'s stream of a big object: parallel ranges, handed on in order. */
   private openRanged(key: string, sizeBytes: number): Readable {
     const Key = this.objectKey(key);
     const partSize = this.config.partSizeBytes;
@@ -518,7 +520,7 @@ export class S3Backend implements BlobBackend {
       range.wake = undefined;
       resume?.();
     };
-    const fetchRange = async (index: number, range: Range): Promise<void> => {
+    const readRange = async (index: number, range: Range): Promise<void> => {
       const first = index * partSize;
       const last = Math.min(sizeBytes, first + partSize) - 1;
       await this.fetchRange(key, Key, first, last, abort.signal, (chunk) => {
@@ -537,7 +539,7 @@ export class S3Backend implements BlobBackend {
         const range: Range = { chunks: [], done: false };
         ranges.set(launched, range);
         // A range that fails fails the read at once; the others are aborted.
-        fetchRange(launched++, range).catch((err: unknown) => stream.destroy(err as Error));
+        readRange(launched++, range).catch((err: unknown) => stream.destroy(err as Error));
       }
     };
     // The bytes go out in order: the first range as it arrives, later ones from what they buffered.
