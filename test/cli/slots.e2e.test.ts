@@ -42,13 +42,17 @@ function trainerPids(home: string): number[] {
 
 /**
  * Wait for `ablate run` to show `step` running: up to 2 minutes, since trainers start slowly on a busy
- * machine (CI runs two test files at once on 2 cores). A timeout's error carries the logs of `home`.
+ * machine (CI runs two test files at once on 2 cores). On a timeout the run is stopped and the error
+ * carries the logs of `home`.
  */
 async function waitRunning(child: ChildProcess, home: string, step: string) {
   const watch = waitForStderr(child, new RegExp(`running\\s+${step} \\(util\\.noop\\)`), 120_000);
   try {
     await watch.match;
   } catch (err) {
+    // Ctrl-C: the run detaches and stops the server and trainers it started, leaving nothing behind.
+    child.kill('SIGINT');
+    await Promise.race([watch.exit, new Promise((r) => setTimeout(r, 15_000))]);
     const logDir = join(home, 'logs');
     const logs = await readdir(logDir).catch(() => [] as string[]);
     const texts = await Promise.all(
