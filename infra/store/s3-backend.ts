@@ -457,19 +457,24 @@ export class S3Backend implements BlobBackend {
         batch = [];
         batchBytes = 0;
       };
-      const read = this.fetchRange(key, Key, first, last, abort.signal, (chunk) => {
-        batch.push(chunk);
-        batchBytes += chunk.length;
-        if (batchBytes >= WRITE_BATCH_BYTES) flush();
-        range.chunks.push(chunk);
-        if (index === next) handOn();
-      }).then(flush);
+      let readFailure: { error: unknown } | undefined;
+      try {
+        await this.fetchRange(key, Key, first, last, abort.signal, (chunk) => {
+          batch.push(chunk);
+          batchBytes += chunk.length;
+          if (batchBytes >= WRITE_BATCH_BYTES) flush();
+          range.chunks.push(chunk);
+          if (index === next) handOn();
+        });
+        flush();
+      } catch (error) {
+        readFailure = { error };
+      }
       // Every write ends before the call does (the caller closes or removes the file next); a failed
       // write is the error to report, since it stopped the read.
-      const [readResult] = await Promise.allSettled([read]);
-      const failed = (await Promise.allSettled(writes)).find((w) => w.status === 'rejected');
-      if (failed) throw failed.reason;
-      if (readResult.status === 'rejected') throw readResult.reason;
+      const failedWrite = (await Promise.allSettled(writes)).find((w) => w.status === 'rejected');
+      if (failedWrite) throw failedWrite.reason;
+      if (readFailure) throw readFailure.error;
       if (abort.signal.aborted) return;
       range.done = true;
       handOn();
@@ -1036,13 +1041,13 @@ function errorName(err: unknown): string {
 
 /** Write `buffers` at `position`, all of them: a short write (rare on a regular file) writes on. */
 async function writeAll(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let total = 0;
-  for (const b of buffers) total += b.length;
-  let { bytesWritten } = await file.writev(buffers, position);
-  while (bytesWritten < total) {
-    const rest = Buffer.concat(buffers).subarray(bytesWritten);
-    const more = await file.write(rest, 0, rest.length, position + bytesWritten);
-    if (more.bytesWritten === 0) throw new Error(`wrote 0 bytes at ${position + bytesWritten}`);
-    bytesWritten += more.bytesWritten;
+  const whole = buffers.reduce((n, b) => n + b.length, 0);
+  let done = (await file.writev(buffers, position)).bytesWritten;
+  if (done === whole) return;
+  const rest = Buffer.concat(buffers, whole);
+  while (done < whole) {
+    const more = await file.write(rest, done, whole - done, position + done);
+    if (more.bytesWritten === 0) throw new Error(`wrote 0 bytes at ${position + done}`);
+    done += more.bytesWritten;
   }
 }

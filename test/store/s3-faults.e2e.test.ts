@@ -126,6 +126,14 @@ describe('S3 store faults', () => {
     return s;
   }
 
+  /** A file of `sizeBytes` random bytes, put in the store. */
+  async function putRandom(name: string, sizeBytes: number) {
+    const src = join(dir, name);
+    const data = randomBytes(sizeBytes);
+    await writeFile(src, data);
+    return { ref: await store.putFile(src), data };
+  }
+
   before(async () => {
     // 16 MiB/s makes a 40 MiB upload last ~2.5 s: long enough to kill or stop the server in the middle.
     server = await startS3Server({ bwLimit: '16M' });
@@ -141,9 +149,7 @@ describe('S3 store faults', () => {
   });
 
   it('refuses an object corrupted on the server disk, leaving no file behind', async () => {
-    const src = join(dir, 'rot.bin');
-    await writeFile(src, randomBytes(6 * MiB));
-    const ref = await store.putFile(src);
+    const { ref } = await putRandom('rot.bin', 6 * MiB);
     const onDisk = server.objectPath(backend.objectKey(blobKey(ref.digest)));
     const bytes = await readFile(onDisk);
     bytes[3 * MiB] = bytes[3 * MiB]! ^ 0x10;
@@ -176,10 +182,7 @@ describe('S3 store faults', () => {
   });
 
   it('reads a big object in ranges, and reads on from where a range broke off', async () => {
-    const src = join(dir, 'ranged.bin');
-    const data = randomBytes(24 * MiB);
-    await writeFile(src, data);
-    const ref = await store.putFile(src);
+    const { ref, data } = await putRandom('ranged.bin', 24 * MiB);
     // A proxy that cuts one connection once it carried 2 MiB to the client: a range's body breaks
     // midway, after its headers arrived.
     const proxy = await cuttingProxy(server.port, 2 * MiB, 1);
@@ -215,9 +218,7 @@ describe('S3 store faults', () => {
   });
 
   it('fails a ranged read whose connections keep breaking, leaving no file behind', async () => {
-    const src = join(dir, 'breaking.bin');
-    await writeFile(src, randomBytes(24 * MiB));
-    const ref = await store.putFile(src);
+    const { ref } = await putRandom('breaking.bin', 24 * MiB);
     const proxy = await cuttingProxy(server.port, 1 * MiB, Infinity);
     try {
       const viaProxy = await open({
@@ -244,9 +245,7 @@ describe('S3 store faults', () => {
 
   it('stops a ranged read on abort, at once, leaving no file behind', async () => {
     // 24 MiB at the server's 16 MiB/s: the abort after the first bytes lands mid-read.
-    const src = join(dir, 'aborted.bin');
-    await writeFile(src, randomBytes(24 * MiB));
-    const ref = await store.putFile(src);
+    const { ref } = await putRandom('aborted.bin', 24 * MiB);
     const reader = await open();
     const s3 = reader.backend as S3Backend;
     const controller = new AbortController();
@@ -273,9 +272,7 @@ describe('S3 store faults', () => {
   });
 
   it('stops a ranged read whose write fails, and reports the write error', async () => {
-    const src = join(dir, 'unwritable.bin');
-    await writeFile(src, randomBytes(12 * MiB));
-    const ref = await store.putFile(src);
+    const { ref } = await putRandom('unwritable.bin', 12 * MiB);
     // A file opened read-only: every write to it fails (EBADF).
     const target = join(dir, 'unwritable.out');
     await writeFile(target, '');
